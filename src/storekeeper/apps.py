@@ -1,0 +1,378 @@
+"""Apps: the :class:`AppBase` apps subclass, and the admin functions on apps and settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from sqlalchemy import select
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from storekeeper import audit, discovery, engines
+from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting
+from storekeeper.errors import AppError, ServiceError, SettingError, StoreError
+from storekeeper.platform import Platform, load_platform
+from storekeeper.platform.models import CONNECTION, DATABASE, App, Service, Setting
+
+_DATABASES = engines.DATABASES
+_CONNECTIONS = engines.CONNECTIONS
+_monotonic = time.monotonic
+
+
+class AppBase:
+    """Base class of a storekeeper app: declare settings, then use stores by name.
+
+    An app is an installed package whose entry point (group
+    ``storekeeper.apps``, named like ``package``) points at its subclass.
+
+    Example::
+
+        from storekeeper import AppBase
+        from storekeeper.app_settings import PersistentStoreDatabaseSetting
+
+        class App(AppBase):
+            name = "My First App"
+            package = "my_first_app"
+
+            def persistent_store_settings(self):
+                return (
+                    PersistentStoreDatabaseSetting(
+                        name="example_db",
+                        initializer="my_first_app.model.init_example_db",
+                    ),
+                )
+
+        engine = App.get_persistent_store_database("example_db")
+    """
+
+    #: Display name.
+    name: ClassVar[str] = ""
+    #: The app's identity: CLI arguments, records, URLs and database names.
+    package: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def persistent_store_settings(
+        self,
+    ) -> Iterable[PersistentStoreDatabaseSetting | PersistentStoreConnectionSetting]:
+        """Override to return the app's persistent store settings."""
+        return ()
+
+    # -- the hot path: a dict lookup once warm --------------------------------------
+
+    @classmethod
+    def get_persistent_store_database(
+        cls, name: str, as_url: bool = False, as_sessionmaker: bool = False
+    ) -> Engine | URL | sessionmaker[Session]:
+        """Return the engine (or URL, or sessionmaker) of the app's store ``name``.
+
+        The engine is created once per process and cached; repeated calls
+        return the same object.
+        """
+        handle = _DATABASES.get((cls.package, name))
+        if handle is None or handle.expires < _monotonic():
+            from storekeeper import stores
+
+            handle = stores.resolve(load_platform(), cls, name, DATABASE)
+        if as_url:
+            return handle.url
+        if as_sessionmaker:
+            return handle.sessionmaker
+        return handle.engine
+
+    @classmethod
+    def get_persistent_store_connection(
+        cls, name: str, as_url: bool = False, as_sessionmaker: bool = False
+    ) -> Engine | URL | sessionmaker[Session]:
+        """Return the engine (or URL, or sessionmaker) of connection setting ``name``.
+
+        It points at the service's maintenance database.
+        """
+        handle = _CONNECTIONS.get((cls.package, name))
+        if handle is None or handle.expires < _monotonic():
+            from storekeeper import stores
+
+            handle = stores.resolve(load_platform(), cls, name, CONNECTION)
+        if as_url:
+            return handle.url
+        if as_sessionmaker:
+            return handle.sessionmaker
+        return handle.engine
+
+    @classmethod
+    def get_persistent_store_engine(cls, name: str) -> Engine:
+        """Return the engine of store ``name`` (alias of ``get_persistent_store_database``)."""
+        return cls.get_persistent_store_database(name)  # type: ignore[return-value]
+
+    # -- listing and run-time provisioning ------------------------------------------
+
+    @classmethod
+    def list_persistent_store_databases(cls, dynamic_only: bool = False, static_only: bool = False) -> list[str]:
+        """Return the names of the app's stores that exist on their servers."""
+        from storekeeper import stores
+
+        return stores.existing_store_names(load_platform(), cls, dynamic_only=dynamic_only, static_only=static_only)
+
+    @classmethod
+    def list_persistent_store_connections(cls) -> list[str]:
+        """Return the names of the app's connection settings that have a service assigned."""
+        from storekeeper import stores
+
+        return stores.connection_names(load_platform(), cls)
+
+    @classmethod
+    def persistent_store_exists(cls, name: str) -> bool:
+        """Return True if store ``name`` exists on its server."""
+        from storekeeper import stores
+
+        platform = load_platform()
+        discovery.ensure_registered(platform, cls)
+        return stores.store_exists(platform, cls.package, name)
+
+    @classmethod
+    def create_persistent_store(
+        cls,
+        db_name: str,
+        connection_name: str | None,
+        spatial: bool = False,
+        initializer: str = "",
+        refresh: bool = False,
+        force_first_time: bool = False,
+    ) -> bool:
+        """Create store ``db_name`` through connection setting ``connection_name`` and initialize it.
+
+        Idempotent: an existing store is kept (unless ``refresh``) and its
+        initializer runs with ``first_time=False``. Returns True on success.
+        """
+        from storekeeper import stores
+
+        stores.create_store(
+            load_platform(),
+            cls.package,
+            db_name,
+            connection_name,
+            spatial=spatial,
+            initializer=initializer,
+            refresh=refresh,
+            force_first_time=force_first_time,
+            app_cls=cls,
+        )
+        return True
+
+    @classmethod
+    def drop_persistent_store(cls, name: str) -> bool:
+        """Drop store ``name`` (idempotent). Returns True when it no longer exists."""
+        from storekeeper import stores
+
+        platform = load_platform()
+        discovery.ensure_registered(platform, cls)
+        return stores.drop_store(platform, cls.package, name)
+
+
+# -- admin functions (CLI, portal) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """A setting as ``app-settings list`` shows it."""
+
+    app: str
+    name: str
+    kind: str
+    dynamic: bool
+    description: str
+    required: bool
+    initializer: str
+    spatial: bool
+    service: str | None
+    state: str | None
+    orphaned: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    """An app as ``apps list`` shows it."""
+
+    package: str
+    name: str
+    description: str
+    installed: bool
+    settings: list[SettingInfo] = field(default_factory=list)
+
+    @property
+    def configured(self) -> bool:
+        """True when every required setting has a service."""
+        return all(s.service for s in self.settings if s.required and not s.orphaned and not s.dynamic)
+
+    @property
+    def ready(self) -> bool:
+        """True when configured and every assigned static store is initialized."""
+        return self.configured and all(
+            s.state == "initialized"
+            for s in self.settings
+            if s.kind == DATABASE and s.service and not s.orphaned and not s.dynamic
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["configured"] = self.configured
+        data["ready"] = self.ready
+        return data
+
+
+def _setting_info(app: App, s: Setting) -> SettingInfo:
+    return SettingInfo(
+        app=app.package,
+        name=s.name,
+        kind=s.kind,
+        dynamic=s.dynamic,
+        description=s.description,
+        required=s.required,
+        initializer=s.initializer,
+        spatial=s.spatial,
+        service=s.service.name if s.service else None,
+        state=s.state if s.kind == DATABASE else None,
+        orphaned=s.orphaned or not app.installed,
+    )
+
+
+def _app_info(app: App) -> AppInfo:
+    return AppInfo(
+        package=app.package,
+        name=app.name,
+        description=app.description,
+        installed=app.installed,
+        settings=[_setting_info(app, s) for s in app.settings],
+    )
+
+
+def _load_app(session: Session, package: str) -> App:
+    app = session.scalar(
+        select(App).where(App.package == package).options(selectinload(App.settings).selectinload(Setting.service))
+    )
+    if app is None:
+        raise AppError.not_found(package)
+    return app
+
+
+def list_apps(platform: Platform) -> tuple[list[AppInfo], list[discovery.AppProblem]]:
+    """Discover installed apps and return every recorded app, plus entry points that failed to load."""
+    problems = discovery.discover(platform)
+    with platform.session() as session:
+        stmt = select(App).options(selectinload(App.settings).selectinload(Setting.service)).order_by(App.package)
+        return [_app_info(a) for a in session.scalars(stmt)], problems
+
+
+def get_app(platform: Platform, package: str) -> AppInfo:
+    """Return one app with its settings."""
+    discovery.discover(platform)
+    with platform.session() as session:
+        return _app_info(_load_app(session, package))
+
+
+def list_settings(platform: Platform, package: str) -> list[SettingInfo]:
+    """Return an app's settings (declared and dynamic)."""
+    return get_app(platform, package).settings
+
+
+def assign_service(platform: Platform, package: str, setting: str, service: str) -> SettingInfo:
+    """Plug a service into an app's setting."""
+    discovery.discover(platform)
+    with platform.session() as session:
+        app = _load_app(session, package)
+        row = next((s for s in app.settings if s.name == setting), None)
+        if row is None:
+            raise SettingError.not_found(package, setting, [s.name for s in app.settings if not s.orphaned])
+        svc = session.scalar(select(Service).where(Service.name == service))
+        if svc is None:
+            raise ServiceError.not_found(service)
+        if row.kind == DATABASE and row.service_id not in (None, svc.id) and row.state != "absent":
+            raise SettingError(
+                f'Store "{setting}" of app "{package}" already exists on service "{row.service.name}"; '
+                f'assigning "{service}" would leave it behind.',
+                hint=f"drop it first (storekeeper stores drop {package} {setting}), then assign and sync",
+                app=package,
+                setting=setting,
+            )
+        if row.service_id != svc.id:
+            row.service_id = svc.id
+            row.generation += 1
+        audit.record(session, "setting.assign", f"{package}/{setting}", detail=f"service {service}")
+        session.flush()
+        info = _setting_info(app, row)
+    engines.invalidate(package, setting)
+    return info
+
+
+def reset_setting(platform: Platform, package: str, setting: str) -> SettingInfo:
+    """Unplug the service from an app's setting (its store, if any, is left on the server)."""
+    discovery.discover(platform)
+    with platform.session() as session:
+        app = _load_app(session, package)
+        row = next((s for s in app.settings if s.name == setting), None)
+        if row is None:
+            raise SettingError.not_found(package, setting, [s.name for s in app.settings if not s.orphaned])
+        if row.kind == DATABASE and row.state != "absent" and row.service_id is not None:
+            raise SettingError(
+                f'Store "{setting}" of app "{package}" exists on service "{row.service.name}"; '
+                "resetting the setting would leave it behind.",
+                hint=f"drop it first: storekeeper stores drop {package} {setting}",
+                app=package,
+                setting=setting,
+            )
+        row.service_id = None
+        row.generation += 1
+        audit.record(session, "setting.reset", f"{package}/{setting}")
+        session.flush()
+        session.refresh(row)
+        info = _setting_info(app, row)
+    engines.invalidate(package, setting)
+    return info
+
+
+def remove_app(platform: Platform, package: str, *, drop_stores: bool = False) -> list[str]:
+    """Forget an uninstalled app, or an installed app's orphaned settings; optionally drop their stores.
+
+    Returns the names of the settings removed.
+    """
+    from storekeeper import stores
+
+    discovery.discover(platform)
+    with platform.session() as session:
+        app = _load_app(session, package)
+        whole = not app.installed
+        doomed = [s.name for s in app.settings if whole or s.orphaned]
+        if not whole and not doomed:
+            raise AppError(
+                f'App "{package}" is installed and has no orphaned settings; nothing to remove.',
+                hint=f"uninstall its package first (pip uninstall ...), then: storekeeper apps remove {package}",
+                app=package,
+            )
+        database_doomed = [s.name for s in app.settings if s.name in doomed and s.kind == DATABASE and s.service_id]
+    if drop_stores:
+        for name in database_doomed:
+            stores.drop_store(platform, package, name)
+    elif database_doomed:
+        left = [n for n in database_doomed if stores.store_exists(platform, package, n)]
+        if left:
+            raise StoreError(
+                f'App "{package}" still has stores on their servers: {", ".join(left)}.',
+                hint=f"storekeeper apps remove {package} --drop-stores  (drops them), or drop them one by one",
+                app=package,
+            )
+    with platform.session() as session:
+        app = _load_app(session, package)
+        if whole:
+            session.delete(app)
+        else:
+            for s in list(app.settings):
+                if s.name in doomed:
+                    app.settings.remove(s)
+        audit.record(session, "app.remove", package, detail=f"settings: {', '.join(doomed)}; drop_stores={drop_stores}")
+    engines.invalidate(package)
+    return doomed

@@ -1,0 +1,1 @@
+"""The ``storekeeper`` command line: thin wrappers over the core functions."""

@@ -1,0 +1,71 @@
+"""Pieces every command uses: loading the platform, confirmation, error handling."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from storekeeper.cli import render
+from storekeeper.errors import ConfirmationRequired, StorekeeperError
+from storekeeper.platform import Platform, load_platform
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+_state: dict[str, Any] = {"debug": False}
+
+
+def platform() -> Platform:
+    """Return the platform for the current home."""
+    return load_platform()
+
+
+def set_debug(value: bool) -> None:
+    _state["debug"] = value
+
+
+def confirm(action: str, yes: bool) -> None:
+    """Ask before a destructive action; without a terminal, refuse unless ``--yes``."""
+    if yes:
+        return
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        if typer.confirm(f"{action}. Continue?", default=False):
+            return
+        raise typer.Abort()
+    raise ConfirmationRequired(
+        f"{action}: this needs confirmation and there is no terminal to ask on.",
+        hint="run it again with --yes",
+    )
+
+
+def read_secret(prompt: str, from_stdin: bool) -> str:
+    """Read a password from stdin (``--password-stdin``) or an interactive prompt."""
+    if from_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+        if not value:
+            raise StorekeeperError("--password-stdin was given but standard input is empty.", hint="echo PASSWORD | storekeeper ...")
+        return value
+    if not sys.stdin.isatty():
+        raise StorekeeperError(
+            f"{prompt} is needed and there is no terminal to ask on.",
+            hint="pipe it in with --password-stdin (or include it in --connection)",
+        )
+    return typer.prompt(prompt, hide_input=True)
+
+
+class Group(TyperGroup):
+    """Click group that turns storekeeper errors into one message plus the fix, exit code 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StorekeeperError as err:
+            if _state["debug"] or os.environ.get("STOREKEEPER_DEBUG"):
+                traceback.print_exc()
+            render.error(err.message, err.hint)
+            ctx.exit(1)

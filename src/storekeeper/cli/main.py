@@ -1,0 +1,247 @@
+"""The ``storekeeper`` command: root options, ``settings``, ``db`` and ``syncstores``."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+from typing import Any
+
+import typer
+from typer.core import TyperCommand
+
+from storekeeper import __version__
+from storekeeper.cli import render
+from storekeeper.errors import ConfigError
+from storekeeper.cli.common import Group, JsonOpt, YesOpt, confirm, platform, read_secret, set_debug
+
+cli = typer.Typer(
+    name="storekeeper",
+    cls=Group,
+    help="Managed PostgreSQL databases (persistent stores) for the web apps on a portal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"storekeeper {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    home: Annotated[str | None, typer.Option("--home", help="Home directory (default: $STOREKEEPER_HOME or ~/.storekeeper).")] = None,
+) -> None:
+    """Managed PostgreSQL databases (persistent stores) for the web apps on a portal."""
+    set_debug(debug)
+    if home:
+        os.environ["STOREKEEPER_HOME"] = home
+
+
+# -- settings (storekeeper's own config; named after the seeds' `settings` command) -------
+
+
+class _PairsCommand(TyperCommand):
+    """Accept ``--set KEY VALUE`` (as the seeds' ``settings`` command does) as well as ``--set KEY=VALUE``."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        rewritten: list[str] = []
+        i = 0
+        while i < len(args):
+            if args[i] == "--set" and i + 2 < len(args) and "=" not in args[i + 1]:
+                rewritten += ["--set", f"{args[i + 1]}={args[i + 2]}"]
+                i += 3
+                continue
+            rewritten.append(args[i])
+            i += 1
+        return super().parse_args(ctx, rewritten)
+
+
+@cli.command("settings", cls=_PairsCommand)
+def settings_command(
+    set_: Annotated[list[str] | None, typer.Option("--set", metavar="KEY VALUE", help="Set a key (repeatable).")] = None,
+    get: Annotated[list[str] | None, typer.Option("--get", metavar="KEY", help="Print a key's value (repeatable).")] = None,
+    unset: Annotated[list[str] | None, typer.Option("--unset", metavar="KEY", help="Remove a key from the config file (repeatable).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show or change storekeeper's configuration (config.yml in the home).
+
+    With no option, list every key with its value (secrets masked), where the
+    value comes from, and the environment variable that overrides it.
+    """
+    from storekeeper import config as cfg
+
+    home = cfg.home_dir()
+    pairs: dict[str, str] = {}
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r} needs a value.", hint="storekeeper settings --set KEY VALUE")
+        pairs[key] = value
+    unset = unset or []
+    if pairs or unset:
+        cfg.set_values(home, pairs, list(unset))
+        for key in pairs:
+            render.ok(f"{key} set in {home / cfg.CONFIG_FILE}")
+        for key in unset:
+            render.ok(f"{key} removed from {home / cfg.CONFIG_FILE}")
+        for key in pairs:
+            if os.environ.get(cfg.env_var(key)) is not None:
+                render.warn(f"{cfg.env_var(key)} is set in the environment and overrides {key}.")
+        return
+    rows = cfg.describe(cfg.load_config())
+    if get:
+        by_key = {r["key"]: r for r in rows}
+        values = {}
+        for key in get:
+            cfg.check_key(key)
+            values[key] = by_key[key]["value"]
+        if as_json:
+            render.json_out(values)
+        else:
+            for key in get:
+                typer.echo("" if values[key] is None else values[key])
+        return
+    if as_json:
+        render.json_out(rows)
+    else:
+        render.table(rows, [("key", "Key"), ("value", "Value"), ("source", "From"), ("env", "Environment variable"), ("help", "Help")])
+
+
+# -- db -----------------------------------------------------------------------------
+
+db_cli = typer.Typer(cls=Group, help="Set up and migrate the platform database.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+
+
+@db_cli.command("configure")
+def db_configure(
+    username: Annotated[str, typer.Option("--username", "-u", help="Admin user to create or update.")] = "admin",
+    password: Annotated[str | None, typer.Option("--password", "-p", help="Admin password (prompted when left out).")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the admin password from standard input.")] = False,
+) -> None:
+    """Create the platform database if needed, migrate it, and create or update an admin user."""
+    from storekeeper import users
+    from storekeeper.config import load_config
+    from storekeeper.platform import db, open_platform
+
+    config = load_config()
+    if password is None:
+        password = read_secret(f'Password for admin user "{username}"', password_stdin)
+    created = db.create_database_if_missing(config.database_url)
+    p = open_platform(config, check=False)
+    try:
+        before, after = db.upgrade(p.engine)
+        _, new = users.upsert_user(p, username, password, role="admin")
+    finally:
+        p.close()
+    where = p.engine.url.render_as_string(hide_password=True)
+    if created:
+        render.ok(f"Created the platform database ({where})")
+    render.ok(f"Platform database at migration {after}" + (f" (was {before})" if before != after else ""))
+    render.ok(f'Admin user "{username}" {"created" if new else "updated"}')
+
+
+@db_cli.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Option("--revision", help="Target migration.")] = "head",
+) -> None:
+    """Migrate the platform database to the newest schema (creating it if needed)."""
+    from storekeeper.config import load_config
+    from storekeeper.platform import db, open_platform
+
+    config = load_config()
+    db.create_database_if_missing(config.database_url)
+    p = open_platform(config, check=False)
+    try:
+        before, after = db.upgrade(p.engine, revision)
+    finally:
+        p.close()
+    if before == after:
+        render.ok(f"Platform database already at migration {after}")
+    else:
+        render.ok(f"Platform database migrated from {before or 'empty'} to {after}")
+
+
+# -- syncstores ------------------------------------------------------------------------
+
+
+@cli.command("syncstores")
+def syncstores(
+    apps: Annotated[list[str] | None, typer.Argument(help="App packages to sync ('all' for every installed app).")] = None,
+    all_apps: Annotated[bool, typer.Option("--all", "-a", help="Sync every installed app.")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", "-r", help="Drop and recreate the stores (destroys their data).")] = False,
+    firsttime: Annotated[bool, typer.Option("--firsttime", "-f", help="Run initializers with first_time=True.")] = False,
+    database: Annotated[str | None, typer.Option("--database", "-d", help="Sync only this store.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be done and change nothing.")] = False,
+    as_json: JsonOpt = False,
+    yes: YesOpt = False,
+) -> None:
+    """Create missing stores (PostGIS for spatial ones) and run their initializers."""
+    from storekeeper import stores
+    from storekeeper.errors import StorekeeperError
+
+    names = [a for a in (apps or []) if a != "all"]
+    if not names and not all_apps and "all" not in (apps or []):
+        raise StorekeeperError("Name the apps to sync, or use --all.", hint="storekeeper syncstores APP  (see: storekeeper apps list)")
+    selected = None if (all_apps or "all" in (apps or [])) else names
+    if refresh and not dry_run:
+        what = ", ".join(selected) if selected else "every installed app"
+        confirm(f"--refresh drops and recreates the stores of {what}{f' (store {database})' if database else ''}; their data is lost", yes)
+    p = platform()
+    show_progress = not as_json and render.out.is_terminal
+
+    def progress(result: stores.SyncResult) -> None:
+        if as_json:
+            return
+        _print_result(result)
+
+    if show_progress:
+        with render.out.status("Syncing stores…"):
+            results = stores.sync_stores(p, selected, refresh=refresh, first_time=firsttime, database=database, dry_run=dry_run, on_result=progress)
+    else:
+        results = stores.sync_stores(p, selected, refresh=refresh, first_time=firsttime, database=database, dry_run=dry_run, on_result=progress)
+    failed = [r for r in results if not r.ok]
+    if as_json:
+        render.json_out({"ok": not failed, "results": results})
+    elif not results:
+        render.out.print("No stores to sync (the app declares no database settings).")
+    else:
+        render.out.print(f"{len(results) - len(failed)} of {len(results)} store(s) ok" + (" (dry run: nothing changed)" if dry_run else ""))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_result(r: object) -> None:
+    from storekeeper.stores import SyncResult
+
+    assert isinstance(r, SyncResult)
+    where = f" on {r.service}" if r.service else ""
+    ft = "" if r.first_time is None else f", first_time={r.first_time}"
+    if r.ok:
+        render.ok(f"{r.app}/{r.store}: {r.action}{where}{ft} ({r.seconds:.2f}s)")
+    else:
+        render.error(f"{r.app}/{r.store}: {r.error}", r.hint)
+
+
+# -- groups in their own modules -------------------------------------------------------
+
+from storekeeper.cli import apps as _apps  # noqa: E402
+from storekeeper.cli import services as _services  # noqa: E402
+from storekeeper.cli import stores as _stores  # noqa: E402
+
+cli.add_typer(_services.services_cli, name="services")
+cli.add_typer(_apps.apps_cli, name="apps")
+cli.add_typer(_apps.app_settings_cli, name="app-settings")
+cli.add_typer(_stores.stores_cli, name="stores")
+
+
+def run() -> None:
+    """Entry point of the ``storekeeper`` console script."""
+    cli(prog_name="storekeeper")

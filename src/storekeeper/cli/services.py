@@ -1,0 +1,161 @@
+"""``storekeeper services``: register and manage database servers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from storekeeper.cli import render
+from storekeeper.cli.common import Group, JsonOpt, YesOpt, confirm, platform, read_secret
+from storekeeper.errors import ServiceError
+
+services_cli = typer.Typer(cls=Group, help="Register and manage persistent store services (database servers).", no_args_is_help=True)
+create_cli = typer.Typer(cls=Group, help="Register a service.", no_args_is_help=True)
+services_cli.add_typer(create_cli, name="create")
+
+PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")]
+
+
+@create_cli.command("persistent")
+def create_persistent(
+    name: Annotated[str, typer.Option("--name", "-n", help="Name of the new service.")],
+    connection: Annotated[str | None, typer.Option("--connection", "-c", help="user[:password]@host[:port]")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="postgresql://user[:password]@host[:port][/maintenance_db]")] = None,
+    password_stdin: PasswordStdin = False,
+    maintenance_db: Annotated[str | None, typer.Option("--maintenance-db", help="Database used for server-level work [default: postgres].")] = None,
+    sslmode: Annotated[str | None, typer.Option("--sslmode", help="libpq sslmode (disable, require, verify-full, ...).")] = None,
+    connect_timeout: Annotated[int, typer.Option("--connect-timeout", help="Seconds to wait when connecting.")] = 10,
+    pool_size: Annotated[int, typer.Option("--pool-size", help="Connections per store per process.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a PostgreSQL server as a persistent store service."""
+    from storekeeper import services
+
+    if (connection is None) == (url is None):
+        raise ServiceError("Give exactly one of --connection or --url.", hint="--connection postgres@localhost:5432")
+    creds = services.parse_connection(connection) if connection else services.parse_url(url or "")
+    password = creds.password
+    if password is None or password_stdin:
+        password = read_secret(f'Password for "{creds.username}" on {creds.host}:{creds.port}', password_stdin)
+    info = services.create_service(
+        platform(),
+        name=name,
+        host=creds.host,
+        port=creds.port,
+        username=creds.username,
+        password=password,
+        maintenance_db=maintenance_db or creds.database or "postgres",
+        sslmode=sslmode,
+        connect_timeout=connect_timeout,
+        pool_size=pool_size,
+        driver=creds.driver or "psycopg",
+    )
+    if as_json:
+        render.json_out(info)
+    else:
+        render.ok(f'Service "{info.name}" created ({info.url})')
+        render.out.print(f"Check it with: storekeeper services test {info.name}")
+
+
+@services_cli.command("list")
+def list_(as_json: JsonOpt = False) -> None:
+    """List the registered services."""
+    from storekeeper import services
+
+    infos = services.list_services(platform())
+    if as_json:
+        render.json_out(infos)
+        return
+    render.table(
+        [i.to_dict() for i in infos],
+        [("name", "Name"), ("host", "Host"), ("port", "Port"), ("username", "User"), ("maintenance_db", "Maintenance DB"), ("pool_size", "Pool"), ("assigned", "Assigned to")],
+        empty="No services. Add one: storekeeper services create persistent --name NAME --connection USER@HOST:PORT",
+    )
+
+
+@services_cli.command("show")
+def show(name: Annotated[str, typer.Argument(help="Service name.")], as_json: JsonOpt = False) -> None:
+    """Show one service (never its password)."""
+    from storekeeper import services
+
+    info = services.get_service(platform(), name)
+    if as_json:
+        render.json_out(info)
+    else:
+        render.fields(info.to_dict(), title=f"Service {info.name}")
+
+
+@services_cli.command("update")
+def update(
+    name: Annotated[str, typer.Argument(help="Service name.")],
+    host: Annotated[str | None, typer.Option("--host")] = None,
+    port: Annotated[int | None, typer.Option("--port")] = None,
+    username: Annotated[str | None, typer.Option("--username")] = None,
+    password_stdin: PasswordStdin = False,
+    password_prompt: Annotated[bool, typer.Option("--password", help="Prompt for a new password.")] = False,
+    maintenance_db: Annotated[str | None, typer.Option("--maintenance-db")] = None,
+    sslmode: Annotated[str | None, typer.Option("--sslmode")] = None,
+    connect_timeout: Annotated[int | None, typer.Option("--connect-timeout")] = None,
+    pool_size: Annotated[int | None, typer.Option("--pool-size")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a service's connection details; apps pick the change up."""
+    from storekeeper import services
+
+    password = read_secret(f'New password for service "{name}"', password_stdin) if (password_stdin or password_prompt) else None
+    info = services.update_service(
+        platform(), name, host=host, port=port, username=username, password=password,
+        maintenance_db=maintenance_db, sslmode=sslmode, connect_timeout=connect_timeout, pool_size=pool_size,
+    )
+    if as_json:
+        render.json_out(info)
+    else:
+        render.ok(f'Service "{info.name}" updated ({info.url})')
+
+
+@services_cli.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="Service name.")],
+    force: Annotated[bool, typer.Option("--force", help="Remove even while settings use it (they become unassigned).")] = False,
+    yes: YesOpt = False,
+) -> None:
+    """Remove a service (refused while it is assigned, unless --force). Stores on the server are kept."""
+    from storekeeper import services
+
+    p = platform()
+    services.get_service(p, name)  # fail on an unknown name before asking
+    confirm(f'Remove service "{name}"', yes)
+    unassigned = services.remove_service(p, name, force=force)
+    render.ok(f'Service "{name}" removed')
+    for item in unassigned:
+        render.warn(f"{item} no longer has a service: storekeeper app-settings set {item.replace('/', ' ')} SERVICE")
+
+
+@services_cli.command("test")
+def test(name: Annotated[str, typer.Argument(help="Service name.")], as_json: JsonOpt = False) -> None:
+    """Connect to a service and report version, privileges, PostGIS and connection headroom."""
+    from storekeeper import services
+
+    report = services.test_service(platform(), name)
+    if as_json:
+        render.json_out(report)
+        return
+    render.ok(f'Connected to service "{name}": PostgreSQL {report["server_version"]}')
+    render.fields(
+        {
+            "superuser": report["superuser"],
+            "CREATE DATABASE": report["can_create_database"],
+            "CREATE ROLE": report["can_create_role"],
+            "CREATE EXTENSION postgis": report["can_create_postgis"],
+            "PostGIS available": report["postgis_version"] or False,
+            "max_connections": report["max_connections"],
+            "connections in use": report["connections_in_use"],
+            "pool connections per process": f'{report["pool_connections_per_process"]} '
+            f'({report["assigned_settings"]} setting(s) x pool size {report["pool_size"]})',
+        }
+    )
+    if not report["can_create_database"]:
+        render.warn("this user cannot create stores: ALTER ROLE ... CREATEDB on the server")
+    if not report["can_create_postgis"]:
+        render.warn("spatial stores need PostGIS installed and a superuser service user")

@@ -1,0 +1,309 @@
+"""storekeeper's own configuration: home directory, ``config.yml``, ``STOREKEEPER_*``.
+
+Precedence, lowest first: defaults, the config file in the home directory,
+environment variables, then values passed in code (CLI flags). Each key is
+declared once in :class:`Config` with its type, default and one-line help;
+the docs table (``storekeeper settings --list``) is generated from it.
+
+A key's environment variable is its dotted name upper-cased with dots turned
+into underscores and ``STOREKEEPER_`` in front: ``database.url`` →
+``STOREKEEPER_DATABASE_URL``.
+
+The CLI calls this "settings" (as the Tethys ``settings`` command does); the
+code calls it *config*, because a *setting* is a socket an app declares.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets as _secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from storekeeper.errors import ConfigError
+
+ENV_PREFIX = "STOREKEEPER_"
+HOME_ENV = "STOREKEEPER_HOME"
+DEFAULT_HOME = Path("~/.storekeeper")
+CONFIG_FILE = "config.yml"
+#: Values that look like a secret key but are someone's placeholder.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "secret_key", "xxx"})
+
+
+def home_dir(home: str | os.PathLike[str] | None = None) -> Path:
+    """Return the home directory: ``home``, else ``$STOREKEEPER_HOME``, else ``~/.storekeeper``."""
+    raw = home if home is not None else os.environ.get(HOME_ENV) or DEFAULT_HOME
+    return Path(raw).expanduser().resolve()
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Feed the flattened ``config.yml`` to pydantic-settings below the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: Mapping[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._values = dict(values)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._values.items() if v is not None}
+
+
+class _Keys(BaseSettings):
+    """The declaration of every config key (field name = dotted key with ``.`` → ``_``)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        None, description="Platform database URL (default: SQLite file platform.sqlite3 in the home)."
+    )
+    secret_key: str | None = Field(
+        None, description="Key that encrypts service passwords at rest; generated on first use. Secret."
+    )
+    portal_host: str = Field("127.0.0.1", description="Address the portal listens on.")
+    portal_port: int = Field(8000, description="Port the portal listens on.")
+    engines_revalidate_seconds: float = Field(
+        30.0,
+        description="How long a process trusts a cached engine before checking the platform database "
+        "for a dropped store or changed service (the bound on cross-process staleness).",
+    )
+    engines_idle_timeout_seconds: int = Field(
+        300, description="Pooled store connections idle this long are closed (0 keeps them open)."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileSource(settings_cls, _PENDING_FILE_VALUES))
+
+
+_PENDING_FILE_VALUES: dict[str, Any] = {}
+#: Keys whose values are never shown in listings.
+SECRET_KEYS = frozenset({"secret_key"})
+
+
+def _dotted(field: str) -> str:
+    return "secret_key" if field == "secret_key" else field.replace("_", ".", 1)
+
+
+#: dotted key -> (field name, help text, default)
+KEYS: dict[str, tuple[str, str, Any]] = {
+    _dotted(name): (name, info.description or "", info.default) for name, info in _Keys.model_fields.items()
+}
+
+
+def env_var(key: str) -> str:
+    """Return the environment variable that overrides ``key``."""
+    return ENV_PREFIX + key.replace(".", "_").upper()
+
+
+@dataclass(frozen=True)
+class Config:
+    """storekeeper's configuration, loaded once per process.
+
+    Example::
+
+        config = load_config()              # ~/.storekeeper or $STOREKEEPER_HOME
+        config.database_url                 # 'sqlite:////root/.storekeeper/platform.sqlite3'
+    """
+
+    home: Path
+    database_url: str
+    secret_key: str
+    portal_host: str
+    portal_port: int
+    engines_revalidate_seconds: float
+    engines_idle_timeout_seconds: int
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / CONFIG_FILE
+
+    def fernet_key(self) -> bytes:
+        """Return the Fernet key derived from the secret key."""
+        raw = self.secret_key.encode()
+        try:
+            if len(base64.urlsafe_b64decode(raw)) == 32:
+                return raw
+        except ValueError:
+            pass
+        return base64.urlsafe_b64encode(hashlib.sha256(raw).digest())
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for dotted, value in sorted(flat.items()):
+        node = nested
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def read_file(home: Path) -> dict[str, Any]:
+    """Return the config file's values as ``{dotted key: value}`` (empty when there is no file)."""
+    path = home / CONFIG_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as err:
+        raise ConfigError(
+            f"Cannot read config file {path}: {err.strerror}.",
+            hint=f"check its permissions, or point {HOME_ENV} at another home",
+        ) from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"Config file {path} is not valid YAML: {err}", hint=f"fix or remove {path}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"Config file {path} must hold a mapping of keys.", hint=f"fix or remove {path}")
+    return _flatten(data)
+
+
+def write_file(home: Path, values: Mapping[str, Any]) -> None:
+    """Write ``values`` (dotted keys) to the config file, readable by its owner only."""
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = home / CONFIG_FILE
+    tmp = path.with_suffix(".tmp")
+    # Create with 0600 from the start so the secret key is never readable by others.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(_nest(values), fh, default_flow_style=False, sort_keys=True)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` when it is a known config key, else raise naming the known ones."""
+    if key not in KEYS:
+        raise ConfigError(
+            f'Unknown config key "{key}". Known keys: {", ".join(sorted(KEYS))}.',
+            hint="storekeeper settings  (lists every key)",
+            key=key,
+        )
+    return key
+
+
+def _check_secret(value: str, source: str) -> None:
+    if value.strip().lower() in PLACEHOLDER_SECRETS or len(value) < 32:
+        raise ConfigError(
+            f"The secret key from {source} is a placeholder or shorter than 32 characters.",
+            hint=f"unset {env_var('secret_key')} and remove secret_key from the config file to have one "
+            'generated, or set a long random value: python -c "import secrets; print(secrets.token_urlsafe(32))"',
+            key="secret_key",
+        )
+
+
+def load_config(home: str | os.PathLike[str] | None = None, **overrides: Any) -> Config:
+    """Load the configuration; create the home and a secret key on first use.
+
+    ``overrides`` (field names such as ``database_url``) win over everything,
+    as CLI flags do.
+    """
+    root = home_dir(home)
+    file_values = read_file(root)
+    if not file_values.get("secret_key") and not os.environ.get(env_var("secret_key")):
+        file_values["secret_key"] = base64.urlsafe_b64encode(_secrets.token_bytes(32)).decode()
+        write_file(root, file_values)
+    flat = {KEYS[k][0]: v for k, v in file_values.items() if k in KEYS}
+    _PENDING_FILE_VALUES.clear()
+    _PENDING_FILE_VALUES.update(flat)
+    try:
+        keys = _Keys(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        raise ConfigError(
+            f'Config key "{_dotted(field)}" is invalid: {first["msg"]}.',
+            hint=f"storekeeper settings --set {_dotted(field)} VALUE  (or fix {env_var(_dotted(field))})",
+            key=_dotted(field),
+        ) from None
+    finally:
+        _PENDING_FILE_VALUES.clear()
+    secret = keys.secret_key or ""
+    _check_secret(secret, env_var("secret_key") if os.environ.get(env_var("secret_key")) else str(root / CONFIG_FILE))
+    return Config(
+        home=root,
+        database_url=keys.database_url or f"sqlite:///{root / 'platform.sqlite3'}",
+        secret_key=secret,
+        portal_host=keys.portal_host,
+        portal_port=keys.portal_port,
+        engines_revalidate_seconds=keys.engines_revalidate_seconds,
+        engines_idle_timeout_seconds=keys.engines_idle_timeout_seconds,
+    )
+
+
+def describe(config: Config) -> list[dict[str, Any]]:
+    """Return every key with its value, source and help, secrets masked."""
+    file_values = read_file(config.home)
+    rows = []
+    for key, (field, help_text, _default) in KEYS.items():
+        value = getattr(config, field)
+        if os.environ.get(env_var(key)) is not None:
+            source = f"env {env_var(key)}"
+        elif key in file_values:
+            source = "file"
+        else:
+            source = "default"
+        if key in SECRET_KEYS and value:
+            value = "********"
+        rows.append({"key": key, "value": value, "source": source, "env": env_var(key), "help": help_text})
+    return rows
+
+
+def set_values(home: Path, updates: Mapping[str, Any], unset: list[str] = ()) -> None:  # type: ignore[assignment]
+    """Set and unset keys in the config file; validate them first so a bad value changes nothing."""
+    values = read_file(home)
+    for key in unset:
+        check_key(key)
+        values.pop(key, None)
+    for key, value in updates.items():
+        check_key(key)
+        values[key] = value
+    # Validate the result with the same rules as load_config before writing anything.
+    flat = {KEYS[k][0]: v for k, v in values.items() if k in KEYS}
+    try:
+        _PENDING_FILE_VALUES.clear()
+        checked = _Keys(**flat)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        raise ConfigError(
+            f'Invalid value for config key "{_dotted(field)}": {first["msg"]}.',
+            hint="storekeeper settings  (shows every key with its help)",
+            key=_dotted(field),
+        ) from None
+    if "secret_key" in updates:
+        _check_secret(str(updates["secret_key"]), "--set secret_key")
+    # Store typed values ("8001" from the command line becomes 8001 in the file).
+    for key in updates:
+        values[key] = getattr(checked, KEYS[key][0])
+    write_file(home, values)

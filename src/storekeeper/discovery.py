@@ -1,0 +1,201 @@
+"""Find installed apps (entry point group ``storekeeper.apps``) and record them.
+
+Discovery runs whenever a command or the app API needs apps; an installed app
+appears with no extra step. An app that is no longer installed, or a setting
+no longer declared, is kept and shown as orphaned; its stores are left alone
+until ``storekeeper apps remove APP``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storekeeper import audit
+from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting
+from storekeeper.backends.names import check_name, database_name
+from storekeeper.errors import AppError, StorekeeperError
+from storekeeper.platform import Platform
+from storekeeper.platform.models import CONNECTION, DATABASE, App, Setting
+
+if TYPE_CHECKING:
+    from storekeeper.apps import AppBase
+
+ENTRY_POINT_GROUP = "storekeeper.apps"
+
+
+@dataclass(frozen=True)
+class AppProblem:
+    """An installed entry point that could not be loaded as an app."""
+
+    entry_point: str
+    message: str
+
+
+_lock = threading.Lock()
+_installed: tuple[dict[str, type[AppBase]], list[AppProblem]] | None = None
+_registered: set[tuple[str, str]] = set()
+
+
+def _load(ep: EntryPoint) -> type[AppBase]:
+    from storekeeper.apps import AppBase
+
+    try:
+        obj = ep.load()
+    except Exception as err:  # an app's import error must not break every command
+        raise AppError(
+            f'App entry point "{ep.name}" ({ep.value}) failed to import: {type(err).__name__}: {err}',
+            hint="fix the app package, or uninstall it",
+            app=ep.name,
+        ) from err
+    if not (isinstance(obj, type) and issubclass(obj, AppBase)):
+        raise AppError(
+            f'App entry point "{ep.name}" ({ep.value}) is not a subclass of storekeeper.AppBase.',
+            hint="point the entry point at the app class, e.g. my_first_app = \"my_first_app.app:App\"",
+            app=ep.name,
+        )
+    check_name(obj.package, what="app package")
+    if obj.package != ep.name:
+        raise AppError(
+            f'App entry point "{ep.name}" loads a class whose package is "{obj.package}"; they must be equal.',
+            hint=f'rename the entry point to "{obj.package}" in the app\'s pyproject.toml, or fix App.package',
+            app=ep.name,
+        )
+    declared_settings(obj)
+    return obj
+
+
+def installed_apps(*, reload: bool = False) -> tuple[dict[str, type[AppBase]], list[AppProblem]]:
+    """Return the installed app classes by package, and the entry points that failed to load."""
+    global _installed
+    with _lock:
+        if _installed is None or reload:
+            apps: dict[str, type[AppBase]] = {}
+            problems: list[AppProblem] = []
+            for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+                try:
+                    apps[ep.name] = _load(ep)
+                except StorekeeperError as err:
+                    problems.append(AppProblem(ep.name, str(err)))
+            _installed = (apps, problems)
+        return _installed
+
+
+def declared_settings(
+    app_cls: type[AppBase],
+) -> list[PersistentStoreDatabaseSetting | PersistentStoreConnectionSetting]:
+    """Return an app's declared settings after checking kinds, names and database-name lengths."""
+    package = app_cls.package
+    try:
+        declared = list(app_cls().persistent_store_settings() or ())
+    except Exception as err:
+        raise AppError(
+            f'App "{package}": persistent_store_settings() raised {type(err).__name__}: {err}',
+            hint="fix the app's persistent_store_settings() method",
+            app=package,
+        ) from err
+    seen: set[str] = set()
+    for item in declared:
+        if not isinstance(item, PersistentStoreDatabaseSetting | PersistentStoreConnectionSetting):
+            raise AppError(
+                f'App "{package}": persistent_store_settings() returned {item!r}, which is not a '
+                "PersistentStoreDatabaseSetting or PersistentStoreConnectionSetting.",
+                hint="return setting objects from storekeeper.app_settings",
+                app=package,
+            )
+        if item.name in seen:
+            raise AppError(
+                f'App "{package}" declares the setting "{item.name}" twice.',
+                hint="give every setting its own name",
+                app=package,
+                setting=item.name,
+            )
+        seen.add(item.name)
+        if isinstance(item, PersistentStoreDatabaseSetting):
+            database_name(package, item.name)
+    return declared
+
+
+def app_class(package: str) -> type[AppBase] | None:
+    """Return the installed app class for a package, or None."""
+    return installed_apps()[0].get(package)
+
+
+def register(session: Session, app_cls: type[AppBase]) -> App:
+    """Record an app and its declared settings; mark settings no longer declared as orphaned."""
+    declared = declared_settings(app_cls)
+    app = session.scalar(select(App).where(App.package == app_cls.package))
+    if app is None:
+        app = App(package=app_cls.package)
+        session.add(app)
+        audit.record(session, "app.register", app_cls.package)
+    app.name = app_cls.name or app_cls.package
+    app.description = app_cls.description or ""
+    app.installed = True
+    existing = {s.name: s for s in app.settings}
+    for item in declared:
+        kind = DATABASE if isinstance(item, PersistentStoreDatabaseSetting) else CONNECTION
+        row = existing.pop(item.name, None)
+        if row is None or (row.dynamic and kind == DATABASE):
+            if row is None:
+                row = Setting(name=item.name)
+                app.settings.append(row)
+            row.dynamic = False
+        elif row.kind != kind:
+            # A setting that changed kind is a new socket: its old assignment does not carry over.
+            row.service_id = None
+            row.generation = (row.generation or 1) + 1
+        row.kind = kind
+        row.description = item.description
+        row.required = item.required
+        row.orphaned = False
+        if isinstance(item, PersistentStoreDatabaseSetting):
+            row.initializer = item.initializer
+            row.spatial = item.spatial
+        else:
+            row.initializer = ""
+            row.spatial = False
+    for row in existing.values():
+        if not row.dynamic:
+            row.orphaned = True
+    session.flush()
+    return app
+
+
+def ensure_registered(platform: Platform, app_cls: type[AppBase]) -> None:
+    """Register an app once per process (the app API's path; commands use :func:`discover`)."""
+    key = (str(platform.config.home), app_cls.package)
+    if key in _registered:
+        return
+    with platform.session() as session:
+        register(session, app_cls)
+    _registered.add(key)
+
+
+def discover(platform: Platform) -> list[AppProblem]:
+    """Register every installed app and mark the apps that are gone as orphaned."""
+    apps, problems = installed_apps()
+    with platform.session() as session:
+        for app_cls in apps.values():
+            register(session, app_cls)
+        broken = {p.entry_point for p in problems}
+        for row in session.scalars(select(App).where(App.installed.is_(True))):
+            if row.package not in apps and row.package not in broken:
+                row.installed = False
+                audit.record(session, "app.orphan", row.package, detail="no longer installed")
+    for package in apps:
+        _registered.add((str(platform.config.home), package))
+    return problems
+
+
+def forget() -> None:
+    """Forget what this process discovered (tests that install or remove apps)."""
+    global _installed
+    with _lock:
+        _installed = None
+        _registered.clear()

@@ -1,0 +1,137 @@
+"""One SQLAlchemy engine per store per process, cached for the hot path.
+
+``AppBase.get_persistent_store_database`` reads :data:`DATABASES` directly:
+once a handle is warm, a lookup is a dict access and a clock read, with no
+platform-database query and no new engine.
+
+Staleness bound: a handle is trusted for ``engines.revalidate_seconds``
+(default 30 s). After that the next lookup asks the platform database whether
+the store was dropped or refreshed, or its service's connection details
+changed; only then is the engine replaced. Changes made in this process
+(drop, refresh, service update) take effect at once; other processes see them
+within that bound.
+
+Pooled connections idle longer than ``engines.idle_timeout_seconds`` are
+closed: the server ends them (``idle_session_timeout``, a little later than
+our bound) and the pool never hands one out that has sat idle past the bound.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from storekeeper.backends import ServiceSpec
+
+#: Extra seconds the server waits beyond our idle bound before ending a session.
+_SERVER_IDLE_MARGIN = 30
+
+
+@dataclass(slots=True, eq=False)
+class Handle:
+    """A cached engine for one store (or connection setting) of one app."""
+
+    engine: Engine
+    url: URL
+    token: tuple[Any, ...]
+    expires: float
+    service: str
+    _sessionmaker: sessionmaker[Session] | None = field(default=None)
+
+    @property
+    def sessionmaker(self) -> sessionmaker[Session]:
+        sm = self._sessionmaker
+        if sm is None:
+            sm = self._sessionmaker = sessionmaker(bind=self.engine)
+        return sm
+
+
+#: (app package, setting name) -> handle; read without a lock on the hot path.
+DATABASES: dict[tuple[str, str], Handle] = {}
+CONNECTIONS: dict[tuple[str, str], Handle] = {}
+_lock = threading.RLock()
+
+
+def make_engine(spec: ServiceSpec, url: URL, *, application: str, idle_timeout: int) -> Engine:
+    """Create a pooled engine for a store with the service's pool size."""
+    connect_args: dict[str, Any] = {"connect_timeout": spec.connect_timeout, "application_name": application[:63]}
+    if idle_timeout > 0:
+        connect_args["options"] = f"-c idle_session_timeout={(idle_timeout + _SERVER_IDLE_MARGIN) * 1000}"
+    engine = create_engine(
+        url,
+        pool_size=spec.pool_size,
+        max_overflow=0,  # the pool size is a hard bound on this process's connections to the store
+        pool_timeout=30,
+        pool_recycle=3600,
+        connect_args=connect_args,
+    )
+    if idle_timeout > 0:
+        _close_idle(engine, idle_timeout)
+    return engine
+
+
+def _close_idle(engine: Engine, idle_timeout: int) -> None:
+    @event.listens_for(engine, "checkin")
+    def _mark_idle(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _drop_if_idle_too_long(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is not None and time.monotonic() - since > idle_timeout:
+            # The server may already have ended this session; have the pool open a new one.
+            raise exc.DisconnectionError("idle connection past engines.idle_timeout_seconds")
+
+
+def install(cache: dict[tuple[str, str], Handle], key: tuple[str, str], handle: Handle) -> Handle:
+    """Put a handle in the cache, disposing the one it replaces."""
+    with _lock:
+        old = cache.get(key)
+        cache[key] = handle
+    if old is not None and old.engine is not handle.engine:
+        old.engine.dispose()
+    return handle
+
+
+def invalidate(package: str, name: str | None = None) -> None:
+    """Forget (and dispose) this process's engines for an app's store, or all of the app's."""
+    with _lock:
+        doomed = [
+            (cache, key)
+            for cache in (DATABASES, CONNECTIONS)
+            for key in cache
+            if key[0] == package and (name is None or key[1] == name)
+        ]
+        handles = [cache.pop(key) for cache, key in doomed]
+    for handle in handles:
+        handle.engine.dispose()
+
+
+def invalidate_service(service: str) -> None:
+    """Forget this process's engines that use a service (after its details changed)."""
+    with _lock:
+        doomed = [(cache, key) for cache in (DATABASES, CONNECTIONS) for key, h in cache.items() if h.service == service]
+        handles = [cache.pop(key) for cache, key in doomed]
+    for handle in handles:
+        handle.engine.dispose()
+
+
+def clear() -> None:
+    """Dispose every cached engine (tests, and processes that change their home)."""
+    with _lock:
+        handles = list(DATABASES.values()) + list(CONNECTIONS.values())
+        DATABASES.clear()
+        CONNECTIONS.clear()
+    for handle in handles:
+        handle.engine.dispose()
+
+
+def deadline(seconds: float) -> float:
+    return time.monotonic() + seconds

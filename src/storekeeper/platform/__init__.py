@@ -1,0 +1,98 @@
+"""The platform: storekeeper's config plus its own database, opened once per process."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from storekeeper.config import Config, env_var, load_config
+from storekeeper.errors import ConfigError
+from storekeeper.platform import db
+
+
+@dataclass
+class Platform:
+    """The context every core function takes first: config, platform database, secrets.
+
+    Example::
+
+        platform = load_platform()
+        with platform.session() as session:
+            ...
+    """
+
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    _fernet: Fernet = field(repr=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """Yield a session in a transaction that commits on success and rolls back on error."""
+        with self.sessions.begin() as session:
+            yield session
+
+    def encrypt(self, secret: str) -> str:
+        """Encrypt a secret for storage in the platform database."""
+        return self._fernet.encrypt(secret.encode()).decode()
+
+    def decrypt(self, token: str, *, service: str) -> str:
+        """Decrypt a stored secret; a wrong secret key names the service and the fix."""
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise ConfigError(
+                f'The password of service "{service}" cannot be decrypted with the current secret key '
+                "(the key changed since it was stored).",
+                hint=f"restore the old secret_key ({env_var('secret_key')} or config.yml), or re-enter it: "
+                f"storekeeper services update {service} --password-stdin",
+                service=service,
+            ) from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_platform(config: Config | None = None, *, check: bool = True) -> Platform:
+    """Open the platform database described by ``config`` (default: load it)."""
+    config = config or load_config()
+    engine = db.make_engine(config.database_url)
+    if check:
+        db.check_schema(engine)
+    return Platform(
+        config=config,
+        engine=engine,
+        sessions=sessionmaker(engine, expire_on_commit=False),
+        _fernet=Fernet(config.fernet_key()),
+    )
+
+
+_lock = threading.Lock()
+_current: dict[str, Platform] = {}
+
+
+def load_platform() -> Platform:
+    """Return this process's platform for the current home, opening it on first use."""
+    home = os.environ.get("STOREKEEPER_HOME", "")
+    platform = _current.get(home)
+    if platform is None:
+        with _lock:
+            platform = _current.get(home)
+            if platform is None:
+                platform = _current[home] = open_platform()
+    return platform
+
+
+def reset_platform() -> None:
+    """Forget the cached platform (tests and long-lived tools that change the home)."""
+    with _lock:
+        for platform in _current.values():
+            platform.close()
+        _current.clear()

@@ -1,0 +1,156 @@
+"""The platform database's tables: what storekeeper knows about services, apps and stores.
+
+Schema changes go through Alembic migrations in ``migrations/versions``;
+``storekeeper db upgrade`` applies them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints keep migrations identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Setting kinds.
+DATABASE = "database"
+CONNECTION = "connection"
+
+#: Store states, as recorded. The server-side marker (see backends.postgresql) is the
+#: authority when the two disagree after a crash.
+ABSENT = "absent"  # no database made by us (never synced, or dropped)
+CREATED = "created"  # database exists, first-time initializer not completed
+INITIALIZED = "initialized"  # a first-time initializer run completed
+FAILED = "failed"  # the last first-time initializer run raised
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    """A portal user: an admin, or a viewer who may only look."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(20), default="admin")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Service(Base):
+    """A registered database server (a persistent store service)."""
+
+    __tablename__ = "services"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    backend: Mapped[str] = mapped_column(String(20), default="postgresql")
+    driver: Mapped[str] = mapped_column(String(40), default="psycopg")
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=5432)
+    username: Mapped[str] = mapped_column(String(63))
+    #: Fernet token of the password, never the password itself.
+    password_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    maintenance_db: Mapped[str] = mapped_column(String(63), default="postgres")
+    sslmode: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    connect_timeout: Mapped[int] = mapped_column(Integer, default=10)
+    pool_size: Mapped[int] = mapped_column(Integer, default=5)
+    #: Bumped on every change so processes with cached engines notice.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class App(Base):
+    """An app package seen by discovery; ``installed`` is False once it is gone (orphaned)."""
+
+    __tablename__ = "apps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    package: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    installed: Mapped[bool] = mapped_column(Boolean, default=True)
+    discovered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    settings: Mapped[list[Setting]] = relationship(
+        back_populates="app", cascade="all, delete-orphan", order_by="Setting.id", foreign_keys="Setting.app_id"
+    )
+
+
+class Setting(Base):
+    """A persistent store setting of an app, static (declared) or dynamic (made at run time).
+
+    A database setting carries the state of its store.
+    """
+
+    __tablename__ = "settings"
+    __table_args__ = (UniqueConstraint("app_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(20))
+    dynamic: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str] = mapped_column(Text, default="")
+    required: Mapped[bool] = mapped_column(Boolean, default=True)
+    initializer: Mapped[str] = mapped_column(Text, default="")
+    spatial: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: True once the setting is no longer declared by the installed app.
+    orphaned: Mapped[bool] = mapped_column(Boolean, default=False)
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"), nullable=True)
+    #: For a dynamic store: the connection setting it was created through.
+    connection_name: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    state: Mapped[str] = mapped_column(String(20), default=ABSENT)
+    initialized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Bumped when the store is dropped, refreshed or reassigned, so cached engines are rebuilt.
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    app: Mapped[App] = relationship(back_populates="settings", foreign_keys=[app_id])
+    service: Mapped[Service | None] = relationship()
+
+    @property
+    def initialized(self) -> bool:
+        return self.state == INITIALIZED
+
+
+class AuditEvent(Base):
+    """One provisioning or admin action: who, what, when, outcome."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(150))
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    target: Mapped[str] = mapped_column(String(255), default="")
+    outcome: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,1 @@
+"""Apps for storekeeper's tests and benchmarks."""
