@@ -300,7 +300,8 @@ def assign_service(platform: Platform, package: str, setting: str, service: str)
                 setting=setting,
             )
         if row.service_id != svc.id:
-            row.service_id = svc.id
+            # Set the relationship, not only the column: the returned info reads row.service.
+            row.service = svc
             row.generation += 1
         audit.record(session, "setting.assign", f"{package}/{setting}", detail=f"service {service}")
         session.flush()

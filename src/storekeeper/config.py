@@ -20,7 +20,7 @@ import hashlib
 import os
 import secrets as _secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,8 @@ class _Keys(BaseSettings):
 _PENDING_FILE_VALUES: dict[str, Any] = {}
 #: Keys whose values are never shown in listings.
 SECRET_KEYS = frozenset({"secret_key"})
+#: Keys holding a database URL, shown with the password masked.
+URL_KEYS = frozenset({"database.url"})
 
 
 def _dotted(field: str) -> str:
@@ -123,8 +125,8 @@ class Config:
     """
 
     home: Path
-    database_url: str
-    secret_key: str
+    database_url: str = field(repr=False)  # may hold a password
+    secret_key: str = field(repr=False)
     portal_host: str
     portal_port: int
     engines_revalidate_seconds: float
@@ -261,6 +263,17 @@ def load_config(home: str | os.PathLike[str] | None = None, **overrides: Any) ->
     )
 
 
+def _hide_url_password(url: str) -> str:
+    """Return a database URL with its password replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 def describe(config: Config) -> list[dict[str, Any]]:
     """Return every key with its value, source and help, secrets masked."""
     file_values = read_file(config.home)
@@ -275,6 +288,8 @@ def describe(config: Config) -> list[dict[str, Any]]:
             source = "default"
         if key in SECRET_KEYS and value:
             value = "********"
+        elif key in URL_KEYS and value:
+            value = _hide_url_password(str(value))
         rows.append({"key": key, "value": value, "source": source, "env": env_var(key), "help": help_text})
     return rows
 

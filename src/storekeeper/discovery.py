@@ -9,11 +9,13 @@ until ``storekeeper apps remove APP``.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storekeeper import audit
@@ -172,15 +174,27 @@ def ensure_registered(platform: Platform, app_cls: type[AppBase]) -> None:
     key = (str(platform.config.home), app_cls.package)
     if key in _registered:
         return
-    with platform.session() as session:
-        register(session, app_cls)
+    _in_session_retrying(platform, lambda session: register(session, app_cls))
     _registered.add(key)
+
+
+def _in_session_retrying(platform: Platform, work: Callable[[Session], object]) -> None:
+    """Run ``work`` in a transaction, again if another process inserted the same app or setting first."""
+    for attempt in range(3):
+        try:
+            with platform.session() as session:
+                work(session)
+            return
+        except IntegrityError:
+            if attempt == 2:
+                raise
 
 
 def discover(platform: Platform) -> list[AppProblem]:
     """Register every installed app and mark the apps that are gone as orphaned."""
     apps, problems = installed_apps()
-    with platform.session() as session:
+
+    def work(session: Session) -> None:
         for app_cls in apps.values():
             register(session, app_cls)
         broken = {p.entry_point for p in problems}
@@ -188,6 +202,8 @@ def discover(platform: Platform) -> list[AppProblem]:
             if row.package not in apps and row.package not in broken:
                 row.installed = False
                 audit.record(session, "app.orphan", row.package, detail="no longer installed")
+
+    _in_session_retrying(platform, work)
     for package in apps:
         _registered.add((str(platform.config.home), package))
     return problems

@@ -117,6 +117,8 @@ def _mask(text: str) -> str:
     if "@" in text and ":" in text.rsplit("@", 1)[0]:
         user = text.split(":", 1)[0]
         return f"{user}:****@{text.rsplit('@', 1)[1]}"
+    if ":" in text:  # "user:password" with the host forgotten: the rest may be a password
+        return f"{text.split(':', 1)[0]}:****"
     return text
 
 

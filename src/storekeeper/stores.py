@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.pool import NullPool
 
@@ -295,8 +296,10 @@ def _provision(platform: Platform, target: _Target, *, refresh: bool, force_firs
                 backend.drop_database(conn, target.database, what=target.what)
                 exists, action = False, "recreated"
         if not exists:
-            backend.create_database(conn, target.database, what=target.what)
+            # Record the intent before CREATE DATABASE: if we die between the two, the
+            # next sync knows the unmarked database is ours and recreates it.
             _bump(platform, target.setting_id, state=CREATED, initialized_at=None, last_error=None)
+            backend.create_database(conn, target.database, what=target.what)
             first_time = True
             if action != "recreated":
                 action = "created"
@@ -479,36 +482,44 @@ def create_store(
         discovery.ensure_registered(platform, app_cls)
     else:
         discovery.discover(platform)
-    with platform.session() as session:
-        app = _app(session, package)
-        conn_row = _setting(app, connection_name)
-        if conn_row.kind != CONNECTION:
-            raise _wrong_kind(package, connection_name, conn_row.kind)
-        if conn_row.service is None:
-            raise SettingError.unassigned(package, connection_name)
-        row = next((s for s in app.settings if s.name == name), None)
-        if row is not None and row.kind != DATABASE:
-            raise StoreError(
-                f'App "{package}" already has a connection setting named "{name}"; a store cannot share its name.',
-                hint="choose another store name",
-                app=package,
-                setting=name,
-            )
-        if row is None:
-            row = Setting(
-                name=name, kind=DATABASE, dynamic=True, required=False, description="",
-                initializer=initializer, spatial=spatial, service_id=conn_row.service_id,
-                connection_name=connection_name, state=ABSENT,
-            )
-            app.settings.append(row)
-            audit.record(session, "store.register", f"{package}/{name}", detail=f"through {connection_name}")
-        elif row.dynamic:
-            row.spatial = spatial or row.spatial
-            row.initializer = initializer or row.initializer
-        elif row.service_id is None:
-            row.service_id = conn_row.service_id
-        session.flush()
-        target = _target(platform, app, row)
+    # Two processes registering the same new dynamic store race on the unique
+    # (app, name) of settings: the loser retries once and finds the winner's row.
+    for attempt in range(2):
+        try:
+            with platform.session() as session:
+                app = _app(session, package)
+                conn_row = _setting(app, connection_name)
+                if conn_row.kind != CONNECTION:
+                    raise _wrong_kind(package, connection_name, conn_row.kind)
+                if conn_row.service is None:
+                    raise SettingError.unassigned(package, connection_name)
+                row = next((s for s in app.settings if s.name == name), None)
+                if row is not None and row.kind != DATABASE:
+                    raise StoreError(
+                        f'App "{package}" already has a connection setting named "{name}"; a store cannot share its name.',
+                        hint="choose another store name",
+                        app=package,
+                        setting=name,
+                    )
+                if row is None:
+                    row = Setting(
+                        name=name, kind=DATABASE, dynamic=True, required=False, description="",
+                        initializer=initializer, spatial=spatial, service_id=conn_row.service_id,
+                        connection_name=connection_name, state=ABSENT,
+                    )
+                    app.settings.append(row)
+                    audit.record(session, "store.register", f"{package}/{name}", detail=f"through {connection_name}")
+                elif row.dynamic:
+                    row.spatial = spatial or row.spatial
+                    row.initializer = initializer or row.initializer
+                elif row.service_id is None:
+                    row.service_id = conn_row.service_id
+                session.flush()
+                target = _target(platform, app, row)
+            break
+        except IntegrityError:
+            if attempt:
+                raise
     try:
         result = _provision(platform, target, refresh=refresh, force_first_time=force_first_time)
     except StorekeeperError as err:

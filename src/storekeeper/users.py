@@ -25,7 +25,8 @@ class UserInfo:
     active: bool
 
 
-def _check_password(password: str) -> None:
+def check_password(password: str) -> None:
+    """Raise unless ``password`` is acceptable for a portal user."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StorekeeperError(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.",
@@ -39,7 +40,7 @@ def upsert_user(platform: Platform, username: str, password: str, *, role: str =
         raise StorekeeperError("A username must be 1 to 150 characters.", hint="--username admin")
     if role not in ROLES:
         raise StorekeeperError(f"Role {role!r} is not one of {', '.join(ROLES)}.", hint="--role admin")
-    _check_password(password)
+    check_password(password)
     with platform.session() as session:
         user = session.scalar(select(User).where(User.username == username))
         created = user is None

@@ -43,7 +43,7 @@ def confirm(action: str, yes: bool) -> None:
     )
 
 
-def read_secret(prompt: str, from_stdin: bool) -> str:
+def read_secret(prompt: str, from_stdin: bool, *, hint: str = "pipe it in with --password-stdin (or include it in --connection)") -> str:
     """Read a password from stdin (``--password-stdin``) or an interactive prompt."""
     if from_stdin:
         value = sys.stdin.readline().rstrip("\r\n")
@@ -53,7 +53,7 @@ def read_secret(prompt: str, from_stdin: bool) -> str:
     if not sys.stdin.isatty():
         raise StorekeeperError(
             f"{prompt} is needed and there is no terminal to ask on.",
-            hint="pipe it in with --password-stdin (or include it in --connection)",
+            hint=hint,
         )
     return typer.prompt(prompt, hide_input=True)
 
@@ -68,4 +68,7 @@ class Group(TyperGroup):
             if _state["debug"] or os.environ.get("STOREKEEPER_DEBUG"):
                 traceback.print_exc()
             render.error(err.message, err.hint)
+            rest = [*getattr(ctx, "protected_args", []), *ctx.args]
+            if "--json" in rest:  # scripts asked for JSON: give them the failure as JSON too
+                render.json_out({"ok": False, "error": err.message, "hint": err.hint, "type": type(err).__name__})
             ctx.exit(1)

@@ -133,7 +133,11 @@ def db_configure(
 
     config = load_config()
     if password is None:
-        password = read_secret(f'Password for admin user "{username}"', password_stdin)
+        password = read_secret(
+            f'Password for admin user "{username}"', password_stdin,
+            hint="pipe it in: echo PASSWORD | storekeeper db configure --password-stdin",
+        )
+    users.check_password(password)  # refuse a bad password before touching any database
     created = db.create_database_if_missing(config.database_url)
     p = open_platform(config, check=False)
     try:

@@ -21,9 +21,9 @@ PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the 
 def create_persistent(
     name: Annotated[str, typer.Option("--name", "-n", help="Name of the new service.")],
     connection: Annotated[str | None, typer.Option("--connection", "-c", help="user[:password]@host[:port]")] = None,
-    url: Annotated[str | None, typer.Option("--url", help="postgresql://user[:password]@host[:port][/maintenance_db]")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="postgresql://user[:password]@host[:port]\\[/maintenance_db]")] = None,
     password_stdin: PasswordStdin = False,
-    maintenance_db: Annotated[str | None, typer.Option("--maintenance-db", help="Database used for server-level work [default: postgres].")] = None,
+    maintenance_db: Annotated[str | None, typer.Option("--maintenance-db", help="Database used for server-level work \\[default: postgres].")] = None,
     sslmode: Annotated[str | None, typer.Option("--sslmode", help="libpq sslmode (disable, require, verify-full, ...).")] = None,
     connect_timeout: Annotated[int, typer.Option("--connect-timeout", help="Seconds to wait when connecting.")] = 10,
     pool_size: Annotated[int, typer.Option("--pool-size", help="Connections per store per process.")] = 5,
@@ -103,7 +103,12 @@ def update(
     """Change a service's connection details; apps pick the change up."""
     from storekeeper import services
 
-    password = read_secret(f'New password for service "{name}"', password_stdin) if (password_stdin or password_prompt) else None
+    password = (
+        read_secret(f'New password for service "{name}"', password_stdin,
+                    hint=f"pipe it in: echo PASSWORD | storekeeper services update {name} --password-stdin")
+        if (password_stdin or password_prompt)
+        else None
+    )
     info = services.update_service(
         platform(), name, host=host, port=port, username=username, password=password,
         maintenance_db=maintenance_db, sslmode=sslmode, connect_timeout=connect_timeout, pool_size=pool_size,

@@ -46,7 +46,7 @@ def list_(
 @stores_cli.command("create")
 def create(
     app: Annotated[str, typer.Argument(help="App package.")],
-    name: Annotated[str, typer.Argument(help="Store name ([a-z][a-z0-9_]*).")],
+    name: Annotated[str, typer.Argument(help="Store name (\\[a-z]\\[a-z0-9_]*).")],
     connection: Annotated[str, typer.Option("--connection", "-c", help="Connection setting whose service hosts the store.")],
     spatial: Annotated[bool, typer.Option("--spatial", help="Enable PostGIS in the store.")] = False,
     initializer: Annotated[str, typer.Option("--initializer", help="Dotted path of init(engine, first_time).")] = "",
