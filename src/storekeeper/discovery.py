@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from storekeeper import audit
 from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting
-from storekeeper.backends.names import check_name, database_name
+from storekeeper.backends.names import check_package, database_name
 from storekeeper.errors import AppError, StorekeeperError
 from storekeeper.platform import Platform
 from storekeeper.platform.models import CONNECTION, DATABASE, App, Setting
@@ -61,7 +61,7 @@ def _load(ep: EntryPoint) -> type[AppBase]:
             hint="point the entry point at the app class, e.g. my_first_app = \"my_first_app.app:App\"",
             app=ep.name,
         )
-    check_name(obj.package, what="app package")
+    check_package(obj.package)
     if obj.package != ep.name:
         raise AppError(
             f'App entry point "{ep.name}" loads a class whose package is "{obj.package}"; they must be equal.',

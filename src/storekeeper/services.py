@@ -291,8 +291,12 @@ def remove_service(platform: Platform, name: str, *, force: bool = False) -> lis
                 service=name,
             )
         for setting in session.scalars(select(Setting).where(Setting.service_id == svc.id)):
+            # The store (if any) stays on that server; this setting no longer has one.
             setting.service_id = None
             setting.generation += 1
+            if setting.kind == "database":
+                setting.state = "absent"
+                setting.initialized_at = None
         session.delete(svc)
         audit.record(session, "service.remove", name, detail=f"unassigned: {', '.join(assigned)}" if assigned else "")
     from storekeeper import engines

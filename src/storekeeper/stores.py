@@ -51,6 +51,8 @@ from storekeeper.platform.models import (
     utcnow,
 )
 from storekeeper.services import service_spec
+from storekeeper.testing import copies
+from storekeeper.testing.names import copy_name, testing_mode
 
 if TYPE_CHECKING:
     from storekeeper.apps import AppBase
@@ -115,6 +117,22 @@ class _Target:
     def what(self) -> str:
         return f'store "{self.name}" of app "{self.app}" (database {self.database})'
 
+    @property
+    def owner(self) -> str:
+        return f"{self.app}/{self.name}"
+
+    def check_owner(self, marker: pg.Marker) -> None:
+        """Refuse a database that storekeeper made for another app's store."""
+        if marker.owner is not None and marker.owner != self.owner:
+            other_app, _, other_store = marker.owner.partition("/")
+            raise StoreError(
+                f'Database {self.database} on {self.spec.where} belongs to store "{other_store}" of app '
+                f'"{other_app}", not to {self.what}.',
+                hint=f'rename store "{self.name}" of app "{self.app}" so its database name differs',
+                app=self.app,
+                setting=self.name,
+            )
+
 
 # -- records ----------------------------------------------------------------------
 
@@ -156,7 +174,7 @@ def _target(platform: Platform, app: App, row: Setting) -> _Target:
         app=app.package,
         name=row.name,
         setting_id=row.id,
-        database=database_name(app.package, row.name),
+        database=_dbname(app.package, row.name),
         spatial=row.spatial,
         initializer=row.initializer,
         backend=row.service.backend,
@@ -185,38 +203,54 @@ def _bump(platform: Platform, setting_id: int, **values: Any) -> None:
 
 
 def resolve(platform: Platform, app_cls: type[AppBase], name: str, kind: str) -> engines.Handle:
-    """Build or revalidate the cached engine handle for an app's store or connection."""
+    """Build or revalidate the cached engine handle for an app's store or connection.
+
+    In testing mode a store resolves to its test copy, cloned on demand.
+    """
     cache = engines.DATABASES if kind == DATABASE else engines.CONNECTIONS
     key = (app_cls.package, name)
     ttl = platform.config.engines_revalidate_seconds
     check_name(name, what="store" if kind == DATABASE else "setting")
     discovery.ensure_registered(platform, app_cls)
+    testing = kind == DATABASE and testing_mode()
+    target: _Target | None = None
     with platform.session() as session:
         app = _app(session, app_cls.package)
-        row = _setting(app, name)
-        if row.kind != kind:
-            raise _wrong_kind(app.package, name, row.kind)
-        if row.service is None:
-            raise SettingError.unassigned(app.package, name)
-        dbname = database_name(app.package, name) if kind == DATABASE else row.service.maintenance_db
-        if kind == DATABASE and row.state == ABSENT:
-            hint = (
-                f"storekeeper syncstores {app.package}"
-                if not row.dynamic
-                else f'create it first: create_persistent_store("{name}", CONNECTION)'
-            )
-            raise StoreError(
-                f'Store "{name}" of app "{app.package}" has not been created yet.',
-                hint=hint,
-                app=app.package,
-                setting=name,
-            )
-        token = (row.service.id, row.service.version, row.generation, dbname)
+        row = next((s for s in app.settings if s.name == name), None)
+        if row is None and testing and (app.package, name) in copies.TEST_DYNAMIC:
+            target = _test_dynamic_target(platform, session, app.package, name)
+            service, generation = session.get(Service, target.spec.id), 0
+        else:
+            row = row or _setting(app, name)
+            if row.kind != kind:
+                raise _wrong_kind(app.package, name, row.kind)
+            if row.service is None:
+                raise SettingError.unassigned(app.package, name)
+            if kind == DATABASE and row.state == ABSENT and not testing:
+                hint = (
+                    f"storekeeper syncstores {app.package}"
+                    if not row.dynamic
+                    else f'create it first: create_persistent_store("{name}", CONNECTION)'
+                )
+                raise StoreError(
+                    f'Store "{name}" of app "{app.package}" has not been created yet.',
+                    hint=hint,
+                    app=app.package,
+                    setting=name,
+                )
+            if kind == DATABASE:
+                target = _target(platform, app, row)
+            service, generation = row.service, row.generation
+        assert service is not None
+        dbname = target.database if target is not None else service.maintenance_db
+        token = (service.id, service.version, generation, dbname)
         handle = cache.get(key)
         if handle is not None and handle.token == token:
             handle.expires = engines.deadline(ttl)
             return handle
-        spec = service_spec(platform, row.service)
+        spec = target.spec if target is not None else service_spec(platform, service)
+    if testing and target is not None:
+        copies.provision_copy(platform, target, ensure_only=True)
     backend = get_backend("postgresql", spec)
     url = backend.url(dbname)
     engine = engines.make_engine(
@@ -224,6 +258,22 @@ def resolve(platform: Platform, app_cls: type[AppBase], name: str, kind: str) ->
     )
     handle = engines.Handle(engine=engine, url=url, token=token, expires=engines.deadline(ttl), service=spec.name)
     return engines.install(cache, key, handle)
+
+
+def _dbname(package: str, name: str) -> str:
+    """Return the database a store lives in: its test copy in testing mode."""
+    return copy_name(package, name) if testing_mode() else database_name(package, name)
+
+
+def _test_dynamic_target(platform: Platform, session: Session, package: str, name: str) -> _Target:
+    entry = copies.TEST_DYNAMIC[(package, name)]
+    svc = session.get(Service, entry.service_id)
+    if svc is None:
+        raise SettingError.unassigned(package, entry.connection_name)
+    return _Target(
+        app=package, name=name, setting_id=-1, database=copy_name(package, name), spatial=entry.spatial,
+        initializer=entry.initializer, backend=svc.backend, spec=service_spec(platform, svc),
+    )
 
 
 # -- provisioning -------------------------------------------------------------------
@@ -267,10 +317,14 @@ def _run_initializer(backend: PostgresBackend, target: _Target, first_time: bool
 
 def _provision(platform: Platform, target: _Target, *, refresh: bool, force_first_time: bool) -> SyncResult:
     """Make one store exist and run its initializer, under the store's advisory lock."""
+    if testing_mode():
+        return copies.provision_copy(platform, target, refresh=refresh, force_first_time=force_first_time)
     started = time.perf_counter()
     backend = get_backend(target.backend, target.spec)
     with backend.store_lock(target.database) as conn:
-        exists, marker = backend.marker(conn, target.database)
+        marker = backend.marker(conn, target.database)
+        target.check_owner(marker)
+        exists = marker.exists
         with platform.session() as session:  # read the record again now that we hold the lock
             row = session.get(Setting, target.setting_id)
             state = row.state if row is not None else ABSENT
@@ -280,9 +334,9 @@ def _provision(platform: Platform, target: _Target, *, refresh: bool, force_firs
             backend.drop_database(conn, target.database, what=target.what)
             exists, action = False, "recreated"
         elif exists:
-            initialized = marker == pg.INITIALIZED or (marker is None and state == INITIALIZED)
+            initialized = marker.state == pg.INITIALIZED or (marker.state is None and state == INITIALIZED)
             if not initialized:
-                if marker is None:
+                if marker.state is None and state == ABSENT:
                     raise StoreError(
                         f"{target.what} already exists on {target.spec.where} but was not created by storekeeper.",
                         hint=f"use another store name, drop that database, or replace it: "
@@ -299,14 +353,14 @@ def _provision(platform: Platform, target: _Target, *, refresh: bool, force_firs
             # Record the intent before CREATE DATABASE: if we die between the two, the
             # next sync knows the unmarked database is ours and recreates it.
             _bump(platform, target.setting_id, state=CREATED, initialized_at=None, last_error=None)
-            backend.create_database(conn, target.database, what=target.what)
+            backend.create_database(conn, target.database, what=target.what, owner=target.owner)
             first_time = True
             if action != "recreated":
                 action = "created"
         else:
             first_time = force_first_time
-            if marker is None:  # recorded as initialized but unmarked: adopt it
-                backend.set_marker(conn, target.database, pg.INITIALIZED)
+            if marker.state is None or marker.owner is None:  # recorded as initialized but unmarked: adopt it
+                backend.set_marker(conn, target.database, pg.INITIALIZED, target.owner)
             if state != INITIALIZED:
                 _set_state(platform, target.setting_id, state=INITIALIZED, initialized_at=utcnow())
         if target.spatial:
@@ -336,8 +390,8 @@ def _provision(platform: Platform, target: _Target, *, refresh: bool, force_firs
             if action == "up to date":
                 action = "initializer ran"
         # Marker first, record second: a crash between them is repaired from the marker.
-        if marker != pg.INITIALIZED or first_time:
-            backend.set_marker(conn, target.database, pg.INITIALIZED)
+        if marker.state != pg.INITIALIZED or first_time:
+            backend.set_marker(conn, target.database, pg.INITIALIZED, target.owner)
         _set_state(platform, target.setting_id, state=INITIALIZED, initialized_at=utcnow(), last_error=None)
     return SyncResult(
         app=target.app,
@@ -354,10 +408,11 @@ def _provision(platform: Platform, target: _Target, *, refresh: bool, force_firs
 def _plan(target: _Target, *, refresh: bool, force_first_time: bool) -> SyncResult:
     backend = get_backend(target.backend, target.spec)
     with backend.connect() as conn:
-        exists, marker = backend.marker(conn, target.database)
-    if not exists:
+        marker = backend.marker(conn, target.database)
+    target.check_owner(marker)
+    if not marker.exists:
         action, first = "would create", True
-    elif refresh or marker != pg.INITIALIZED:
+    elif refresh or marker.state != pg.INITIALIZED:
         action, first = "would recreate", True
     else:
         action, first = "would run initializer" if target.initializer else "up to date", force_first_time
@@ -437,10 +492,13 @@ def sync_stores(
         if isinstance(item, StorekeeperError):
             emit(_failure(package, name, None, None, item))
             continue
-        try:
-            if dry_run:
+        if dry_run:  # a dry run writes nothing, not even to the audit log
+            try:
                 emit(_plan(item, refresh=refresh, force_first_time=first_time))
-                continue
+            except StorekeeperError as err:
+                emit(_failure(package, name, item.database, item.spec.name, err))
+            continue
+        try:
             result = _provision(platform, item, refresh=refresh, force_first_time=first_time)
         except StorekeeperError as err:
             audit.record_now(platform, "store.sync", f"{package}/{name}", "error", err.message)
@@ -470,6 +528,11 @@ def create_store(
     """
     check_name(package, what="app package")
     database_name(package, name)
+    if testing_mode():
+        return _create_test_store(
+            platform, package, name, connection_name, spatial=spatial, initializer=initializer,
+            refresh=refresh, force_first_time=force_first_time, app_cls=app_cls,
+        )
     if connection_name is None:
         raise StoreError(
             f'create_persistent_store("{name}", None) makes a test copy, which only works in testing mode.',
@@ -529,10 +592,83 @@ def create_store(
     return result
 
 
+def _create_test_store(
+    platform: Platform,
+    package: str,
+    name: str,
+    connection_name: str | None,
+    *,
+    spatial: bool,
+    initializer: str,
+    refresh: bool,
+    force_first_time: bool,
+    app_cls: type[AppBase] | None,
+) -> SyncResult:
+    """create_store in testing mode: make test copies only; real stores and records stay untouched."""
+    if app_cls is not None:
+        discovery.ensure_registered(platform, app_cls)
+    else:
+        discovery.discover(platform)
+    with platform.session() as session:
+        app = _app(session, package)
+        row = next((s for s in app.settings if s.name == name), None)
+        if connection_name is None:
+            if row is None or row.kind != DATABASE:
+                raise StoreError(
+                    f'create_persistent_store("{name}", None) makes a test copy of an existing store, '
+                    f'but app "{package}" has no store "{name}".',
+                    hint=f"storekeeper app-settings list {package}  (or pass a connection setting to make a new store)",
+                    app=package,
+                    setting=name,
+                )
+            target = _target(platform, app, row)
+        else:
+            check_name(connection_name, what="setting")
+            conn_row = _setting(app, connection_name)
+            if conn_row.kind != CONNECTION:
+                raise _wrong_kind(package, connection_name, conn_row.kind)
+            if conn_row.service is None:
+                raise SettingError.unassigned(package, connection_name)
+            if row is not None and row.kind != DATABASE:
+                raise StoreError(
+                    f'App "{package}" already has a connection setting named "{name}"; a store cannot share its name.',
+                    hint="choose another store name",
+                    app=package,
+                    setting=name,
+                )
+            if row is not None and row.service is not None:
+                target = _target(platform, app, row)
+            else:
+                copies.TEST_DYNAMIC[(package, name)] = copies.DynamicTestStore(
+                    service_id=conn_row.service.id, connection_name=connection_name, spatial=spatial,
+                    initializer=initializer or (row.initializer if row is not None else ""),
+                )
+                target = _test_dynamic_target(platform, session, package, name)
+    return copies.provision_copy(platform, target, refresh=refresh, force_first_time=force_first_time)
+
+
+def _test_target(platform: Platform, package: str, name: str) -> _Target | None:
+    """Return the test-copy target of an app's store in testing mode, or None if there is none."""
+    with platform.session() as session:
+        if (package, name) in copies.TEST_DYNAMIC:
+            return _test_dynamic_target(platform, session, package, name)
+        app = session.scalar(select(App).where(App.package == package).options(selectinload(App.settings)))
+        row = next((s for s in app.settings if s.name == name), None) if app else None
+        if row is None or row.kind != DATABASE or row.service is None:
+            return None
+        return _target(platform, app, row)  # type: ignore[arg-type]
+
+
 def drop_store(platform: Platform, package: str, name: str) -> bool:
     """Drop a store's database (idempotent); a dynamic store's record goes with it."""
     check_name(package, what="app package")
     check_name(name, what="store")
+    if testing_mode():
+        target = _test_target(platform, package, name)
+        if target is not None:
+            copies.drop_copy(target)
+        copies.TEST_DYNAMIC.pop((package, name), None)
+        return True
     with platform.session() as session:
         app = session.scalar(select(App).where(App.package == package).options(selectinload(App.settings)))
         row = next((s for s in app.settings if s.name == name), None) if app else None
@@ -548,6 +684,7 @@ def drop_store(platform: Platform, package: str, name: str) -> bool:
         backend = get_backend(target.backend, target.spec)
         try:
             with backend.store_lock(target.database) as conn:
+                target.check_owner(backend.marker(conn, target.database))
                 dropped = backend.drop_database(conn, target.database, what=target.what)
         except StorekeeperError as err:
             audit.record_now(platform, "store.drop", f"{package}/{name}", "error", err.message)
@@ -566,6 +703,13 @@ def drop_store(platform: Platform, package: str, name: str) -> bool:
 def store_exists(platform: Platform, package: str, name: str) -> bool:
     """Return True if the store's database exists on its service (the server is asked)."""
     check_name(name, what="store")
+    if testing_mode():
+        test_target = _test_target(platform, package, name)
+        if test_target is None:
+            return False
+        backend = get_backend(test_target.backend, test_target.spec)
+        with backend.connect() as conn:
+            return bool(backend.existing(conn, [test_target.database]))
     with platform.session() as session:
         app = session.scalar(select(App).where(App.package == package).options(selectinload(App.settings)))
         row = next((s for s in app.settings if s.name == name), None) if app else None
@@ -594,7 +738,7 @@ def list_stores(
         by_service: dict[int, tuple[Service, list[str]]] = {}
         for app, s in rows:
             if s.service is not None:
-                by_service.setdefault(s.service.id, (s.service, []))[1].append(database_name(app.package, s.name))
+                by_service.setdefault(s.service.id, (s.service, []))[1].append(_dbname(app.package, s.name))
         specs = {sid: service_spec(platform, svc) for sid, (svc, _) in by_service.items()}
         names = {sid: dbs for sid, (_, dbs) in by_service.items()}
         snapshot = [
@@ -613,7 +757,7 @@ def list_stores(
                 sizes[sid] = None
     result = []
     for pkg, name, dynamic, sid, service, spatial, initializer, state, orphaned, last_error in snapshot:
-        dbname = database_name(pkg, name)
+        dbname = _dbname(pkg, name)
         found = sizes.get(sid) if sid is not None else None
         exists = None if sid is None or found is None else dbname in found
         if sid is None:
@@ -639,11 +783,18 @@ def existing_store_names(
         for s in list_stores(platform, app_cls.package, discover=False)
         if s.exists and not (s.orphaned and s.kind == "static")
     ]
+    names = [s.name for s in stores]
+    kinds = {s.name: s.kind for s in stores}
+    if testing_mode():  # dynamic stores made in testing mode are known to this process only
+        for pkg, name in list(copies.TEST_DYNAMIC):
+            if pkg == app_cls.package and name not in kinds and store_exists(platform, pkg, name):
+                names.append(name)
+                kinds[name] = "dynamic"
     if dynamic_only:
-        stores = [s for s in stores if s.kind == "dynamic"]
+        names = [n for n in names if kinds[n] == "dynamic"]
     if static_only:
-        stores = [s for s in stores if s.kind == "static"]
-    return [s.name for s in stores]
+        names = [n for n in names if kinds[n] == "static"]
+    return names
 
 
 def connection_names(platform: Platform, app_cls: type[AppBase]) -> list[str]:

@@ -17,6 +17,8 @@ MAX_IDENTIFIER_BYTES = 63
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 _SERVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 NAME_RULE = "lowercase letters, digits and _ only, starting with a letter"
+#: App packages that could collide with test-copy (``test_…``, ``test0_…``) or template (``tpl_…``) names.
+_RESERVED_PACKAGE_RE = re.compile(r"(test|tpl)(_|\d|\Z)")
 SERVICE_RULE = "letters, digits, '_', '.' and '-' only, starting with a letter or digit, at most 63 characters"
 
 
@@ -44,9 +46,23 @@ def check_name(name: object, *, what: str) -> str:
     return name
 
 
+def check_package(package: object) -> str:
+    """Return ``package`` when it is a valid app package name (names rule, not reserved)."""
+    check_name(package, what="app package")
+    assert isinstance(package, str)
+    if _RESERVED_PACKAGE_RE.match(package):
+        raise InvalidNameError(
+            f"Invalid app package name {package!r}: names starting with 'test' or 'tpl' followed by '_', "
+            "a digit or nothing are reserved for test copies and templates.",
+            hint="rename the app package",
+            name=package,
+        )
+    return package
+
+
 def database_name(package: str, name: str) -> str:
     """Return the database name ``<package>_<name>`` after checking both parts and its length."""
-    check_name(package, what="app package")
+    check_package(package)
     check_name(name, what="store")
     full = f"{package}_{name}"
     if len(full.encode()) > MAX_IDENTIFIER_BYTES:

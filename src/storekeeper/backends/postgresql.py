@@ -5,8 +5,10 @@ bound parameters. Server-level work (CREATE/DROP DATABASE, advisory locks)
 runs on autocommit connections to the service's maintenance database.
 
 State marker: each database storekeeper creates carries a comment
-(``COMMENT ON DATABASE``) saying ``storekeeper:created`` or
-``storekeeper:initialized``. It lives on the server beside the data, so a
+(``COMMENT ON DATABASE``) saying ``storekeeper:created APP/STORE`` or
+``storekeeper:initialized APP/STORE``. The owner keeps two apps whose names
+concatenate to the same database name (``my`` + ``first_app_db`` and
+``my_first_app`` + ``db``) from touching each other's store. It lives on the server beside the data, so a
 crash between an initializer's success and the platform database's record
 cannot make a later sync treat initialized data as new; a database without the
 ``initialized`` marker is only ever recreated empty before a first-time run.
@@ -32,6 +34,17 @@ CREATED = "created"
 INITIALIZED = "initialized"
 #: How long a sync waits for another process working on the same store.
 LOCK_TIMEOUT_MS = 10 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What a database's comment says about it: made by storekeeper? in which state? for whom?"""
+
+    exists: bool
+    #: "created", "initialized", "template:<hash>"; None when storekeeper did not make it.
+    state: str | None = None
+    #: "app/store" that owns it; None for markers written before owners were recorded.
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,23 +143,24 @@ class PostgresBackend:
         return {r[0] for r in rows}
 
     @staticmethod
-    def marker(conn: psycopg.Connection[Any], dbname: str) -> tuple[bool, str | None]:
-        """Return (exists, storekeeper state marker or None) for a database."""
+    def marker(conn: psycopg.Connection[Any], dbname: str) -> Marker:
+        """Read a database's storekeeper marker (state and owning app/store)."""
         row = conn.execute(
             "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (dbname,)
         ).fetchone()
         if row is None:
-            return False, None
+            return Marker(exists=False)
         comment = row[0] or ""
-        return True, comment[len(MARKER_PREFIX) :] if comment.startswith(MARKER_PREFIX) else None
+        if not comment.startswith(MARKER_PREFIX):
+            return Marker(exists=True)
+        state, _, owner = comment[len(MARKER_PREFIX) :].partition(" ")
+        return Marker(exists=True, state=state, owner=owner or None)
 
     @staticmethod
-    def set_marker(conn: psycopg.Connection[Any], dbname: str, state: str) -> None:
-        conn.execute(
-            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                sql.Identifier(dbname), sql.Literal(MARKER_PREFIX + state)
-            )
-        )
+    def set_marker(conn: psycopg.Connection[Any], dbname: str, state: str, owner: str | None = None) -> None:
+        """Record a database's state (and owner, ``app/store``) in its comment."""
+        text = MARKER_PREFIX + state + (f" {owner}" if owner else "")
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(dbname), sql.Literal(text)))
 
     @staticmethod
     def sizes(conn: psycopg.Connection[Any], names: Iterable[str]) -> dict[str, int]:
@@ -157,7 +171,9 @@ class PostgresBackend:
 
     # -- provisioning --------------------------------------------------------------
 
-    def create_database(self, conn: psycopg.Connection[Any], dbname: str, *, what: str) -> None:
+    def create_database(
+        self, conn: psycopg.Connection[Any], dbname: str, *, what: str, owner: str | None = None
+    ) -> None:
         """Create an empty database marked as created (not yet initialized)."""
         try:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
@@ -174,7 +190,7 @@ class PostgresBackend:
                 hint=f"storekeeper services test {self.spec.name}",
                 service=self.spec.name,
             ) from None
-        self.set_marker(conn, dbname, CREATED)
+        self.set_marker(conn, dbname, CREATED, owner)
 
     def drop_database(self, conn: psycopg.Connection[Any], dbname: str, *, what: str) -> bool:
         """Lock out new connections, then drop the database even if sessions are open."""

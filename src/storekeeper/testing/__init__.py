@@ -1,0 +1,29 @@
+"""Testing tools: testing mode, fast test copies of stores, and the pytest plugin.
+
+Import the fixture factory from here in a test module or conftest::
+
+    from storekeeper.testing import persistent_store
+
+    example_db = persistent_store("my_first_app", "example_db")
+
+    def test_gages(example_db):
+        with example_db.sessionmaker() as session:
+            ...
+
+Nothing here imports pytest until a fixture factory is used, so the core can
+import :mod:`storekeeper.testing.names` and :mod:`storekeeper.testing.copies`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["StoreCopy", "persistent_store"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from storekeeper.testing import fixtures
+
+        return getattr(fixtures, name)
+    raise AttributeError(name)

@@ -1,0 +1,260 @@
+"""Test copies: stores as they look right after a first-time initialization, made fast.
+
+Each store's initializer runs once, with ``first_time=True``, into a
+*template* database; every test copy is then cloned from it with
+``CREATE DATABASE … TEMPLATE …``, which copies files instead of re-running
+the initializer. A template records a hash of the code that made it (the
+initializer's package sources, the initializer path, ``spatial`` and the
+storekeeper version) and is rebuilt when that changes, so it is never stale.
+
+Templates refuse connections once built (``ALLOW_CONNECTIONS false``): a
+clone fails when anyone is connected to its template, and nobody can be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg import sql
+
+from storekeeper import __version__, engines
+from storekeeper.backends import get_backend
+from storekeeper.backends import postgresql as pg
+from storekeeper.errors import StoreError
+from storekeeper.testing.names import COPY_REGEX, TEMPLATE_REGEX, copy_name, template_name
+
+if TYPE_CHECKING:
+    from storekeeper.backends import PostgresBackend, ServiceSpec
+    from storekeeper.platform import Platform
+    from storekeeper.stores import SyncResult, _Target
+
+#: How CREATE DATABASE copies a template (PostgreSQL 15+). FILE_COPY copies the
+#: files with one checkpoint and beats WAL_LOG for small stores (see BENCHMARKS.md).
+CLONE_STRATEGY = "FILE_COPY"
+TEMPLATE_MARKER = "template:"
+#: How long a clone waits for a template another connection holds.
+IN_USE_RETRY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class DynamicTestStore:
+    """A dynamic store created in testing mode: known to this process only, never recorded."""
+
+    service_id: int
+    connection_name: str
+    spatial: bool
+    initializer: str
+
+
+#: (package, name) -> dynamic stores made by create_persistent_store in testing mode.
+TEST_DYNAMIC: dict[tuple[str, str], DynamicTestStore] = {}
+_rebuilt: set[str] = set()
+_lock = threading.Lock()
+#: Set by the pytest plugin's --rebuild-templates: rebuild each template once per run.
+rebuild_templates = False
+
+
+def code_hash(initializer: str, spatial: bool) -> str:
+    """Return the hash that ties a template to the code that built it."""
+    h = hashlib.blake2b(digest_size=10)
+    h.update(f"{__version__}|{initializer}|{spatial}".encode())
+    top = initializer.replace(":", ".").split(".")[0] if initializer else ""
+    spec = importlib.util.find_spec(top) if top else None
+    if spec is not None:
+        roots = [Path(p) for p in (spec.submodule_search_locations or [])]
+        files = sorted(f for root in roots for f in root.rglob("*.py") if "__pycache__" not in f.parts)
+        if not roots and spec.origin:
+            files = [Path(spec.origin)]
+        for f in files:
+            h.update(str(f.name).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _clone(conn: psycopg.Connection[Any], template: str, copy: str, *, strategy: str | None, what: str) -> None:
+    query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(copy), sql.Identifier(template))
+    if strategy and conn.info.server_version >= 150000:
+        query = sql.SQL("{} STRATEGY {}").format(query, sql.SQL(strategy))
+    deadline = time.monotonic() + IN_USE_RETRY_SECONDS
+    delay = 0.05
+    while True:
+        try:
+            conn.execute(query)
+            return
+        except pgerrors.ObjectInUse:
+            # Another connection sits in the template (e.g. a build that has not let go yet).
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f'Cannot clone {what}: its template "{template}" is in use by another connection.',
+                    hint=f"close sessions on {template} (pg_stat_activity), or rebuild it: storekeeper test --clean",
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def ensure_template(backend: PostgresBackend, target: _Target, *, rebuild: bool = False) -> str:
+    """Build a store's template unless an up-to-date one exists; return its name."""
+    from storekeeper.stores import _run_initializer
+
+    template = template_name(target.app, target.name)
+    want = TEMPLATE_MARKER + code_hash(target.initializer, target.spatial)
+    with _lock:
+        force = (rebuild or rebuild_templates) and template not in _rebuilt
+    with backend.store_lock(template) as conn:
+        marker = backend.marker(conn, template)
+        exists = marker.exists
+        if exists and marker.state == want and not force:
+            return template
+        what = f'template of store "{target.name}" of app "{target.app}" (database {template})'
+        if exists:
+            backend.drop_database(conn, template, what=what)
+        backend.create_database(conn, template, what=what, owner=target.owner)
+        try:
+            if target.spatial:
+                backend.enable_postgis(template, what=what)
+            if target.initializer:
+                _run_initializer(backend, _retarget(target, template), True)
+        except BaseException:
+            backend.drop_database(conn, template, what=what)  # never leave a half-built template behind
+            raise
+        backend.set_marker(conn, template, want, target.owner)
+        conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(template)))
+    with _lock:
+        _rebuilt.add(template)
+    return template
+
+
+def _retarget(target: _Target, database: str) -> _Target:
+    from dataclasses import replace
+
+    return replace(target, database=database)
+
+
+def provision_copy(
+    platform: Platform,
+    target: _Target,
+    *,
+    refresh: bool = False,
+    force_first_time: bool = False,
+    fresh: bool = False,
+    ensure_only: bool = False,
+    strategy: str | None = CLONE_STRATEGY,
+) -> SyncResult:
+    """Make a store's test copy exist (cloned from its template), as sync and create do for real stores.
+
+    ``fresh`` (or ``refresh``) replaces an existing copy with a new clone;
+    ``ensure_only`` leaves an existing copy alone without running its initializer.
+    """
+    from storekeeper.stores import SyncResult, _run_initializer
+
+    started = time.perf_counter()
+    backend = get_backend(target.backend, target.spec)
+    dynamic_only = (target.app, target.name) in TEST_DYNAMIC
+    action = "up to date"
+    first_time: bool | None = None
+    with backend.store_lock(target.database) as conn:
+        marker = backend.marker(conn, target.database)
+        target.check_owner(marker)
+        exists = marker.exists
+        if exists and (fresh or refresh or marker.state != pg.INITIALIZED):
+            engines.invalidate(target.app, target.name)
+            backend.drop_database(conn, target.database, what=target.what)
+            exists = False
+        if not exists:
+            if dynamic_only:
+                # A store this test run made up: nothing to template, initialize it directly.
+                backend.create_database(conn, target.database, what=target.what, owner=target.owner)
+                if target.spatial:
+                    backend.enable_postgis(target.database, what=target.what)
+                if target.initializer:
+                    _run_initializer(backend, target, True)
+                first_time = True if target.initializer else None
+            else:
+                template = ensure_template(backend, target)
+                _clone(conn, template, target.database, strategy=strategy, what=target.what)
+            backend.set_marker(conn, target.database, pg.INITIALIZED, target.owner)
+            action = "copied" if not dynamic_only else "created"
+        elif not ensure_only and target.initializer:
+            _run_initializer(backend, target, force_first_time)
+            first_time, action = force_first_time, "initializer ran"
+    return SyncResult(
+        app=target.app, store=target.name, database=target.database, service=target.spec.name,
+        action=action, ok=True, first_time=first_time, seconds=time.perf_counter() - started,
+    )
+
+
+def drop_copy(target: _Target) -> bool:
+    """Drop a store's test copy (idempotent)."""
+    backend = get_backend(target.backend, target.spec)
+    engines.invalidate(target.app, target.name)
+    with backend.store_lock(target.database) as conn:
+        return backend.drop_database(conn, target.database, what=target.what)
+
+
+def clean(specs: list[ServiceSpec], *, templates: bool = False, packages: list[str] | None = None) -> list[str]:
+    """Drop leftover test copies (and templates) made by storekeeper on these services.
+
+    Only databases whose names follow the test-copy/template pattern *and* that
+    carry storekeeper's marker are touched.
+    """
+    dropped: list[str] = []
+    patterns = [COPY_REGEX] + ([TEMPLATE_REGEX] if templates else [])
+    for spec in {s.id: s for s in specs}.values():
+        backend = get_backend("postgresql", spec)
+        with backend.connect() as conn:
+            rows = conn.execute(
+                "SELECT datname FROM pg_database WHERE datname ~ ANY(%s) "
+                "AND shobj_description(oid, 'pg_database') LIKE %s",
+                (patterns, pg.MARKER_PREFIX + "%"),
+            ).fetchall()
+            for (name,) in rows:
+                rest = name.split("_", 1)[1] if "_" in name else ""
+                if packages and not any(rest.startswith(f"{p}_") for p in packages):
+                    continue
+                backend.drop_database(conn, name, what=f"test database {name}")
+                dropped.append(name)
+    for key in list(TEST_DYNAMIC):
+        if packages is None or key[0] in packages:
+            TEST_DYNAMIC.pop(key, None)
+    return dropped
+
+
+def clean_all(platform: Platform, *, templates: bool = False, packages: list[str] | None = None) -> list[str]:
+    """Drop leftover test copies (and templates) on every registered service that can be reached."""
+    from sqlalchemy import select
+
+    from storekeeper.errors import StorekeeperError
+    from storekeeper.platform.models import Service
+    from storekeeper.services import service_spec
+
+    with platform.session() as session:
+        specs = [service_spec(platform, svc) for svc in session.scalars(select(Service))]
+    dropped: list[str] = []
+    for spec in specs:
+        try:
+            dropped += clean([spec], templates=templates, packages=packages)
+        except StorekeeperError:
+            continue  # an unreachable service has nothing we can clean now
+    return dropped
+
+
+__all__ = [
+    "clean_all",
+    "CLONE_STRATEGY",
+    "DynamicTestStore",
+    "TEST_DYNAMIC",
+    "clean",
+    "code_hash",
+    "copy_name",
+    "drop_copy",
+    "ensure_template",
+    "provision_copy",
+]
