@@ -13,10 +13,12 @@ clone fails when anyone is connected to its template, and nobody can be.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,13 +28,13 @@ from psycopg import errors as pgerrors
 from psycopg import sql
 
 from storekeeper import __version__, engines
-from storekeeper.backends import get_backend
+from storekeeper.backends import PostgresBackend, get_backend
 from storekeeper.backends import postgresql as pg
 from storekeeper.errors import StoreError
-from storekeeper.testing.names import COPY_REGEX, TEMPLATE_REGEX, copy_name, template_name
+from storekeeper.testing.names import COPY_REGEX, TEMPLATE_REGEX, copy_name, discard_name, spare_name, template_name
 
 if TYPE_CHECKING:
-    from storekeeper.backends import PostgresBackend, ServiceSpec
+    from storekeeper.backends import ServiceSpec
     from storekeeper.platform import Platform
     from storekeeper.stores import SyncResult, _Target
 
@@ -100,12 +102,17 @@ def _clone(conn: psycopg.Connection[Any], template: str, copy: str, *, strategy:
             delay = min(delay * 2, 0.5)
 
 
+def _wanted(target: _Target) -> str:
+    """Return the marker an up-to-date template of this store carries."""
+    return TEMPLATE_MARKER + code_hash(target.initializer, target.spatial)
+
+
 def ensure_template(backend: PostgresBackend, target: _Target, *, rebuild: bool = False) -> str:
     """Build a store's template unless an up-to-date one exists; return its name."""
     from storekeeper.stores import _run_initializer
 
     template = template_name(target.app, target.name)
-    want = TEMPLATE_MARKER + code_hash(target.initializer, target.spatial)
+    want = _wanted(target)
     with _lock:
         force = (rebuild or rebuild_templates) and template not in _rebuilt
     with backend.store_lock(template) as conn:
@@ -166,7 +173,8 @@ def provision_copy(
         exists = marker.exists
         if exists and (fresh or refresh or marker.state != pg.INITIALIZED):
             engines.invalidate(target.app, target.name)
-            backend.drop_database(conn, target.database, what=target.what)
+            if not (fresh and not dynamic_only and _discard_in_background(conn, backend, target)):
+                backend.drop_database(conn, target.database, what=target.what)
             exists = False
         if not exists:
             if dynamic_only:
@@ -178,8 +186,17 @@ def provision_copy(
                     _run_initializer(backend, target, True)
                 first_time = True if target.initializer else None
             else:
-                template = ensure_template(backend, target)
-                _clone(conn, template, target.database, strategy=strategy, what=target.what)
+                template = template_name(target.app, target.name)
+                made_from = backend.marker(conn, template).state
+                spare = _spares.get(target.database)
+                if not (fresh and spare is not None and spare[1] == made_from == _wanted(target)):
+                    # No spare made from an up-to-date template: check (and maybe build) the template.
+                    template = ensure_template(backend, target)
+                    made_from = backend.marker(conn, template).state
+                if not (fresh and _take_spare(conn, backend, target, made_from)):
+                    _clone(conn, template, target.database, strategy=strategy, what=target.what)
+                if fresh:
+                    _schedule_spare(backend, target, template, made_from, strategy)
             backend.set_marker(conn, target.database, pg.INITIALIZED, target.owner)
             action = "copied" if not dynamic_only else "created"
         elif not ensure_only and target.initializer:
@@ -189,6 +206,98 @@ def provision_copy(
         app=target.app, store=target.name, database=target.database, service=target.spec.name,
         action=action, ok=True, first_time=first_time, seconds=time.perf_counter() - started,
     )
+
+
+# -- spares: the next fresh copy, cloned in the background while a test runs ----------------
+
+_spare_pool: ThreadPoolExecutor | None = None
+#: copy database name -> (clone in progress, template marker it is cloned from, spare name, backend)
+_spares: dict[str, tuple[Future[None], str | None, str, PostgresBackend]] = {}
+
+
+def _make_spare(backend: PostgresBackend, template: str, spare: str, owner: str, strategy: str | None) -> None:
+    with backend.store_lock(spare) as conn:
+        backend.drop_database(conn, spare, what=f"spare copy {spare}")
+        _clone(conn, template, spare, strategy=strategy, what=f"spare copy {spare}")
+        backend.set_marker(conn, spare, pg.INITIALIZED, owner)
+
+
+def _schedule_spare(
+    backend: PostgresBackend, target: _Target, template: str, made_from: str | None, strategy: str | None
+) -> None:
+    global _spare_pool
+    if _spare_pool is None:
+        _spare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storekeeper-spare")
+    spare = spare_name(target.app, target.name)
+    future = _spare_pool.submit(_make_spare, backend, template, spare, target.owner, strategy)
+    _spares[target.database] = (future, made_from, spare, backend)
+
+
+def _take_spare(conn: psycopg.Connection[Any], backend: PostgresBackend, target: _Target, made_from: str | None) -> bool:
+    """Rename a ready spare into place as the fresh copy; False when there is none to use."""
+    entry = _spares.pop(target.database, None)
+    if entry is None:
+        return False
+    future, spare_from, spare, _ = entry
+    try:
+        future.result(timeout=300)
+    except Exception:
+        return False  # the background clone failed: clone in the foreground, which reports why
+    if spare_from != made_from:  # the template was rebuilt since: the spare is stale
+        backend.drop_database(conn, spare, what=f"spare copy {spare}")
+        return False
+    conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(spare), sql.Identifier(target.database)))
+    return True
+
+
+_discards: dict[str, Future[None]] = {}
+
+
+def _discard_in_background(conn: psycopg.Connection[Any], backend: PostgresBackend, target: _Target) -> bool:
+    """Rename the old copy out of the way and drop it in the background; False if it cannot be renamed now."""
+    trash = discard_name(target.app, target.name)
+    previous = _discards.pop(trash, None)
+    if previous is not None:
+        with contextlib.suppress(Exception):
+            previous.result(timeout=300)
+    ident = sql.Identifier(target.database)
+    try:
+        # Nobody may connect while we move it; sessions still open (a test's leftovers) are ended.
+        conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident))
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (target.database,),
+        )
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(trash)))
+        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident, sql.Identifier(trash)))
+    except psycopg.Error:
+        return False  # e.g. a terminated session has not quite gone yet: drop in the foreground
+    global _spare_pool
+    if _spare_pool is None:
+        _spare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storekeeper-spare")
+    _discards[trash] = _spare_pool.submit(_drop_quietly, backend, trash)
+    return True
+
+
+def _drop_quietly(backend: PostgresBackend, name: str) -> None:
+    with backend.connect() as conn:
+        backend.drop_database(conn, name, what=f"discarded copy {name}")
+
+
+def drop_spares() -> list[str]:
+    """Wait for background clones and drop every spare this process made."""
+    dropped = []
+    while _discards:
+        with contextlib.suppress(Exception):
+            _discards.popitem()[1].result(timeout=300)
+    while _spares:
+        _, (future, _, spare, backend) = _spares.popitem()
+        with contextlib.suppress(Exception):
+            future.result(timeout=300)
+        with contextlib.suppress(Exception), backend.store_lock(spare) as conn:
+            if backend.drop_database(conn, spare, what=f"spare copy {spare}"):
+                dropped.append(spare)
+    return dropped
 
 
 def drop_copy(target: _Target) -> bool:
@@ -255,6 +364,7 @@ __all__ = [
     "code_hash",
     "copy_name",
     "drop_copy",
+    "drop_spares",
     "ensure_template",
     "provision_copy",
 ]

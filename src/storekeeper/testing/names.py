@@ -10,7 +10,15 @@ real store             ``<package>_<name>``
 template               ``tpl_<package>_<name>``
 test copy              ``test_<package>_<name>``
 test copy, xdist gwN   ``test<N>_<package>_<name>``
+spare copy             ``test00[<N>]_<package>_<name>``
+discarded copy         ``test01[<N>]_<package>_<name>``
 =====================  ==========================================
+
+A *spare* is the next test copy, cloned in the background while a test
+runs, so the next test's fresh copy is a rename away; the copy it replaces is
+renamed out of the way and dropped in the background. (xdist worker numbers
+never start with 0, so ``test00…`` and ``test01…`` cannot clash with a
+worker's copy.)
 
 App packages may not start with ``test`` or ``tpl`` followed by ``_``, a
 digit or nothing (see ``storekeeper.backends.names``), so a real store's name can
@@ -64,6 +72,20 @@ def copy_name(package: str, name: str, worker: str | None = None) -> str:
     database_name(package, name)
     worker = worker if worker is not None else worker_id()
     return short_form(f"test{worker or ''}_{package}_{name}")
+
+
+def spare_name(package: str, name: str, worker: str | None = None) -> str:
+    """Return the name of the spare copy cloned ahead of a store's next fresh copy."""
+    database_name(package, name)
+    worker = worker if worker is not None else worker_id()
+    return short_form(f"test00{worker or ''}_{package}_{name}")
+
+
+def discard_name(package: str, name: str, worker: str | None = None) -> str:
+    """Return the name a replaced test copy gets while it is dropped in the background."""
+    database_name(package, name)
+    worker = worker if worker is not None else worker_id()
+    return short_form(f"test01{worker or ''}_{package}_{name}")
 
 
 #: PostgreSQL regular expressions matching every test copy / template name (any worker, any app).

@@ -56,7 +56,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from storekeeper.testing import fixtures
+    from storekeeper.testing import copies, fixtures
 
     if fixtures.session_copies:
         fixtures.drop_session_copies()
+    copies.drop_spares()
