@@ -16,7 +16,9 @@ a first-time initializer runs exactly once.
 from __future__ import annotations
 
 import importlib
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.pool import NullPool
 
 from storekeeper import audit, discovery, engines
 from storekeeper.backends import get_backend
@@ -53,6 +54,9 @@ from storekeeper.platform.models import (
 from storekeeper.services import service_spec
 from storekeeper.testing import copies
 from storekeeper.testing.names import copy_name, testing_mode
+
+#: Stores a sync works on at once.
+DEFAULT_JOBS = 4
 
 if TYPE_CHECKING:
     from storekeeper.apps import AppBase
@@ -303,16 +307,52 @@ def _import_initializer(target: _Target) -> Callable[..., Any]:
     return func  # type: ignore[no-any-return]
 
 
+_module_locks: dict[str, threading.Lock] = {}
+_module_locks_guard = threading.Lock()
+
+
+def _initializer_lock(path: str) -> threading.Lock:
+    """Return the lock that keeps initializers of one module from running at the same time.
+
+    Initializers of one module usually share SQLAlchemy metadata, and
+    ``metadata.create_all`` (with GeoAlchemy2's table events, for one) is not
+    safe to run from two threads at once; stores whose initializers live in
+    different modules are still initialized in parallel.
+    """
+    module = path.partition(":")[0] if ":" in path else path.rpartition(".")[0]
+    with _module_locks_guard:
+        return _module_locks.setdefault(module, threading.Lock())
+
+
 def _run_initializer(backend: PostgresBackend, target: _Target, first_time: bool) -> None:
     func = _import_initializer(target)
-    # A pool-less engine: the initializer's connections close when it is done.
     from sqlalchemy import create_engine
 
-    engine = create_engine(backend.url(target.database), poolclass=NullPool)
+    # One pooled connection, opened (and the dialect initialized) before waiting for the
+    # module's lock; it is closed with the engine when the initializer is done.
+    engine = create_engine(backend.url(target.database), pool_size=1, max_overflow=4)
     try:
-        func(engine, first_time)
+        with engine.connect():
+            pass
+        with _initializer_lock(target.initializer):
+            func(engine, first_time)
     finally:
         engine.dispose()
+
+
+def _initialize_copy(backend: PostgresBackend, target: _Target, first_time: bool) -> None:
+    """Run an initializer for a test copy or template; failures name the store (nothing is recorded)."""
+    try:
+        _run_initializer(backend, target, first_time)
+    except InitializerError:
+        raise
+    except Exception as err:
+        raise InitializerError(
+            f'Initializer "{target.initializer}" of {target.what} raised {type(err).__name__}: {err}',
+            hint="fix the initializer, then run the tests again (the test copy is rebuilt from scratch)",
+            app=target.app,
+            setting=target.name,
+        ) from err
 
 
 def _provision(platform: Platform, target: _Target, *, refresh: bool, force_first_time: bool) -> SyncResult:
@@ -438,12 +478,15 @@ def sync_stores(
     database: str | None = None,
     dry_run: bool = False,
     on_result: Callable[[SyncResult], None] | None = None,
+    jobs: int = DEFAULT_JOBS,
 ) -> list[SyncResult]:
     """Create missing stores and run their initializers.
 
     ``apps=None`` syncs every installed app. Each store's outcome is returned
-    (and passed to ``on_result`` as it happens); one store's failure does not
-    stop the others.
+    in declaration order (and passed to ``on_result`` as it finishes); one
+    store's failure does not stop the others. Up to ``jobs`` stores are worked
+    on at once, so initializers may run in parallel threads (``jobs=1`` runs
+    them one after another).
     """
     problems = discovery.discover(platform)
     installed, _ = discovery.installed_apps()
@@ -484,29 +527,44 @@ def sync_stores(
                     work.append((package, row.name, _target(platform, app, row)))
                 except StorekeeperError as err:
                     work.append((package, row.name, err))
-    for package, name, item in work:
+    def one(package: str, name: str, item: _Target | StorekeeperError | None) -> SyncResult:
         if item is None:
-            emit(SyncResult(app=package, store=name, database=None, service=None,
-                            action="skipped (optional, no service)", ok=True))
-            continue
+            return SyncResult(app=package, store=name, database=None, service=None,
+                              action="skipped (optional, no service)", ok=True)
         if isinstance(item, StorekeeperError):
-            emit(_failure(package, name, None, None, item))
-            continue
+            return _failure(package, name, None, None, item)
         if dry_run:  # a dry run writes nothing, not even to the audit log
             try:
-                emit(_plan(item, refresh=refresh, force_first_time=first_time))
+                return _plan(item, refresh=refresh, force_first_time=first_time)
             except StorekeeperError as err:
-                emit(_failure(package, name, item.database, item.spec.name, err))
-            continue
+                return _failure(package, name, item.database, item.spec.name, err)
+        record = not testing_mode()  # test copies leave no trace in the platform database
         try:
             result = _provision(platform, item, refresh=refresh, force_first_time=first_time)
         except StorekeeperError as err:
-            audit.record_now(platform, "store.sync", f"{package}/{name}", "error", err.message)
-            emit(_failure(package, name, item.database, item.spec.name, err))
-            continue
-        audit.record_now(platform, "store.sync", f"{package}/{name}", "ok", result.action)
-        emit(result)
-    return results
+            if record:
+                audit.record_now(platform, "store.sync", f"{package}/{name}", "error", err.message)
+            return _failure(package, name, item.database, item.spec.name, err)
+        if record:
+            audit.record_now(platform, "store.sync", f"{package}/{name}", "ok", result.action)
+        return result
+
+    workers = max(1, min(jobs, len(work)))
+    if workers == 1:
+        for entry in work:
+            emit(one(*entry))
+        return results
+    # Stores are independent (each has its own advisory lock), and most of a store's
+    # time is spent waiting on its server: work on several at once.
+    done: dict[int, SyncResult] = {}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="storekeeper-sync") as pool:
+        futures = {pool.submit(one, *entry): i for i, entry in enumerate(work)}
+        for future in as_completed(futures):
+            result = future.result()
+            done[futures[future]] = result
+            if on_result is not None:
+                on_result(result)
+    return [done[i] for i in range(len(work))]
 
 
 def create_store(

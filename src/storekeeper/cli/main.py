@@ -184,6 +184,7 @@ def syncstores(
     firsttime: Annotated[bool, typer.Option("--firsttime", "-f", help="Run initializers with first_time=True.")] = False,
     database: Annotated[str | None, typer.Option("--database", "-d", help="Sync only this store.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be done and change nothing.")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=32, help="Stores to work on at once (1: one after another).")] = 4,
     as_json: JsonOpt = False,
     yes: YesOpt = False,
 ) -> None:
@@ -208,9 +209,9 @@ def syncstores(
 
     if show_progress:
         with render.out.status("Syncing stores…"):
-            results = stores.sync_stores(p, selected, refresh=refresh, first_time=firsttime, database=database, dry_run=dry_run, on_result=progress)
+            results = stores.sync_stores(p, selected, refresh=refresh, first_time=firsttime, database=database, dry_run=dry_run, on_result=progress, jobs=jobs)
     else:
-        results = stores.sync_stores(p, selected, refresh=refresh, first_time=firsttime, database=database, dry_run=dry_run, on_result=progress)
+        results = stores.sync_stores(p, selected, refresh=refresh, first_time=firsttime, database=database, dry_run=dry_run, on_result=progress, jobs=jobs)
     failed = [r for r in results if not r.ok]
     if as_json:
         render.json_out({"ok": not failed, "results": results})

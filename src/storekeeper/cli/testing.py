@@ -64,7 +64,7 @@ def test_command(
     args: list[Any] = [sys.executable, "-m", "pytest", str(target), *ctx.args]
     if rebuild_templates:
         args.append("--rebuild-templates")
-    env = {**os.environ, "STOREKEEPER_TESTING": "1"}
+    env = {**os.environ, "STOREKEEPER_TESTING": "1", "STOREKEEPER_TEST_APPS": app}
     raise typer.Exit(subprocess.call(args, env=env))
 
 

@@ -72,7 +72,11 @@ def code_hash(initializer: str, spatial: bool) -> str:
     spec = importlib.util.find_spec(top) if top else None
     if spec is not None:
         roots = [Path(p) for p in (spec.submodule_search_locations or [])]
-        files = sorted(f for root in roots for f in root.rglob("*.py") if "__pycache__" not in f.parts)
+        # The app's own tests do not shape its stores: editing them must not rebuild templates.
+        files = sorted(
+            f for root in roots for f in root.rglob("*.py")
+            if "__pycache__" not in f.parts and "tests" not in f.relative_to(root).parts
+        )
         if not roots and spec.origin:
             files = [Path(spec.origin)]
         for f in files:
@@ -109,7 +113,7 @@ def _wanted(target: _Target) -> str:
 
 def ensure_template(backend: PostgresBackend, target: _Target, *, rebuild: bool = False) -> str:
     """Build a store's template unless an up-to-date one exists; return its name."""
-    from storekeeper.stores import _run_initializer
+    from storekeeper.stores import _initialize_copy
 
     template = template_name(target.app, target.name)
     want = _wanted(target)
@@ -128,7 +132,7 @@ def ensure_template(backend: PostgresBackend, target: _Target, *, rebuild: bool 
             if target.spatial:
                 backend.enable_postgis(template, what=what)
             if target.initializer:
-                _run_initializer(backend, _retarget(target, template), True)
+                _initialize_copy(backend, _retarget(target, template), True)
         except BaseException:
             backend.drop_database(conn, template, what=what)  # never leave a half-built template behind
             raise
@@ -160,7 +164,7 @@ def provision_copy(
     ``fresh`` (or ``refresh``) replaces an existing copy with a new clone;
     ``ensure_only`` leaves an existing copy alone without running its initializer.
     """
-    from storekeeper.stores import SyncResult, _run_initializer
+    from storekeeper.stores import SyncResult, _initialize_copy
 
     started = time.perf_counter()
     backend = get_backend(target.backend, target.spec)
@@ -183,7 +187,7 @@ def provision_copy(
                 if target.spatial:
                     backend.enable_postgis(target.database, what=target.what)
                 if target.initializer:
-                    _run_initializer(backend, target, True)
+                    _initialize_copy(backend, target, True)
                 first_time = True if target.initializer else None
             else:
                 template = template_name(target.app, target.name)
@@ -200,7 +204,7 @@ def provision_copy(
             backend.set_marker(conn, target.database, pg.INITIALIZED, target.owner)
             action = "copied" if not dynamic_only else "created"
         elif not ensure_only and target.initializer:
-            _run_initializer(backend, target, force_first_time)
+            _initialize_copy(backend, target, force_first_time)
             first_time, action = force_first_time, "initializer ran"
     return SyncResult(
         app=target.app, store=target.name, database=target.database, service=target.spec.name,
@@ -246,7 +250,10 @@ def _take_spare(conn: psycopg.Connection[Any], backend: PostgresBackend, target:
     if spare_from != made_from:  # the template was rebuilt since: the spare is stale
         backend.drop_database(conn, spare, what=f"spare copy {spare}")
         return False
-    conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(spare), sql.Identifier(target.database)))
+    try:
+        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(spare), sql.Identifier(target.database)))
+    except pgerrors.InvalidCatalogName:
+        return False  # dropped behind our back (another run's cleanup): clone in the foreground
     return True
 
 
@@ -320,13 +327,15 @@ def clean(specs: list[ServiceSpec], *, templates: bool = False, packages: list[s
         backend = get_backend("postgresql", spec)
         with backend.connect() as conn:
             rows = conn.execute(
-                "SELECT datname FROM pg_database WHERE datname ~ ANY(%s) "
-                "AND shobj_description(oid, 'pg_database') LIKE %s",
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE datname ~ ANY(%s) AND shobj_description(oid, 'pg_database') LIKE %s",
                 (patterns, pg.MARKER_PREFIX + "%"),
             ).fetchall()
-            for (name,) in rows:
-                rest = name.split("_", 1)[1] if "_" in name else ""
-                if packages and not any(rest.startswith(f"{p}_") for p in packages):
+            for name, comment in rows:
+                # The marker names the owner ("storekeeper:STATE APP/STORE"); older ones do not.
+                owner = comment.partition(" ")[2]
+                app = owner.partition("/")[0] if owner else (name.split("_", 1)[1] if "_" in name else "")
+                if packages and not any(app == p or (not owner and app.startswith(f"{p}_")) for p in packages):
                     continue
                 backend.drop_database(conn, name, what=f"test database {name}")
                 dropped.append(name)

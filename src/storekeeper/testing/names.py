@@ -16,9 +16,9 @@ discarded copy         ``test01[<N>]_<package>_<name>``
 
 A *spare* is the next test copy, cloned in the background while a test
 runs, so the next test's fresh copy is a rename away; the copy it replaces is
-renamed out of the way and dropped in the background. (xdist worker numbers
-never start with 0, so ``test00…`` and ``test01…`` cannot clash with a
-worker's copy.)
+renamed out of the way and dropped in the background. (Worker numbers have no
+leading zeros, so ``test00…`` and ``test01…`` cannot clash with a worker's
+copy: worker 0's is ``test0_…``.)
 
 App packages may not start with ``test`` or ``tpl`` followed by ``_``, a
 digit or nothing (see ``storekeeper.backends.names``), so a real store's name can

@@ -7,9 +7,11 @@ Options, each both a command-line flag and an ini key:
 ``--rebuild-templates`` / ``storekeeper_rebuild_templates``
     rebuild every template once in this run, even if its code hash matches.
 
-When the run is in testing mode (``storekeeper test`` sets
-``STOREKEEPER_TESTING=1``), the controlling process drops test copies left by
-a crashed run before any test starts.
+When ``storekeeper test APP`` runs the tests (it sets ``STOREKEEPER_TESTING=1``
+and ``STOREKEEPER_TEST_APPS=APP``), the controlling process first drops that
+app's test copies left by a crashed run. Two runs of the same app's tests
+against the same service at the same time would share copy names: run them
+on different services.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import pytest
 
 from storekeeper.testing.fixtures import SCOPE_HELP, StoreCopy, persistent_store
 from storekeeper.testing.names import TESTING_ENV, worker_id
+
+#: Set by ``storekeeper test APP``: the apps whose leftover copies the run may drop at its start.
+TEST_APPS_ENV = "STOREKEEPER_TEST_APPS"
 
 REBUILD_HELP = "Rebuild storekeeper's store templates once in this run, even when their code is unchanged."
 SCOPES = ("function", "module", "session")
@@ -43,14 +48,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    if os.environ.get(TESTING_ENV) != "1" or worker_id() is not None:
+    apps = [a for a in os.environ.get(TEST_APPS_ENV, "").split(",") if a]
+    if os.environ.get(TESTING_ENV) != "1" or worker_id() is not None or not apps:
         return
     from storekeeper.errors import StorekeeperError
     from storekeeper.platform import load_platform
     from storekeeper.testing import copies
 
     try:
-        copies.clean_all(load_platform())
+        # Only the apps under test: another app's tests may be running against the same server.
+        copies.clean_all(load_platform(), packages=apps)
     except StorekeeperError:
         pass  # no platform yet: nothing can have been left behind
 
