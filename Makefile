@@ -21,7 +21,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --json-out bench/results/core.json
+	$(BIN)/python bench/copies.py --json-out bench/results/copies.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache
