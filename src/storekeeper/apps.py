@@ -296,6 +296,7 @@ def assign_service(platform: Platform, package: str, setting: str, service: str)
                 f'Store "{setting}" of app "{package}" already exists on service "{row.service.name}"; '
                 f'assigning "{service}" would leave it behind.',
                 hint=f"drop it first (storekeeper stores drop {package} {setting}), then assign and sync",
+                status=409,
                 app=package,
                 setting=setting,
             )
@@ -323,6 +324,7 @@ def reset_setting(platform: Platform, package: str, setting: str) -> SettingInfo
                 f'Store "{setting}" of app "{package}" exists on service "{row.service.name}"; '
                 "resetting the setting would leave it behind.",
                 hint=f"drop it first: storekeeper stores drop {package} {setting}",
+                status=409,
                 app=package,
                 setting=setting,
             )

@@ -43,10 +43,12 @@ class StorekeeperError(Exception):
 
     status: int = 400
 
-    def __init__(self, message: str, *, hint: str | None = None, **fields: object) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, status: int | None = None, **fields: object) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        if status is not None:
+            self.status = status
         self.fields = fields
         for key, value in fields.items():
             setattr(self, key, value)

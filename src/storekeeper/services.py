@@ -219,6 +219,7 @@ def create_service(
             raise ServiceError(
                 f'Service "{name}" already exists.',
                 hint=f"storekeeper services update {name} ...  (or choose another --name)",
+                status=409,
                 service=name,
             )
         svc = Service(
@@ -288,6 +289,7 @@ def remove_service(platform: Platform, name: str, *, force: bool = False) -> lis
             raise ServiceError(
                 f'Service "{name}" is assigned to {len(assigned)} setting(s): {", ".join(assigned)}.',
                 hint=f"unassign them (storekeeper app-settings reset APP SETTING) or: storekeeper services remove {name} --force",
+                status=409,
                 service=name,
             )
         for setting in session.scalars(select(Setting).where(Setting.service_id == svc.id)):

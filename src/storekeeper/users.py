@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from storekeeper import audit
 from storekeeper.errors import StorekeeperError
@@ -25,6 +26,16 @@ class UserInfo:
     active: bool
 
 
+def _not_found(username: str) -> StorekeeperError:
+    err = StorekeeperError(
+        f'User "{username}" does not exist.',
+        hint="check the spelling; an admin lists the users with GET /api/v1/users",
+        user=username,
+    )
+    err.status = 404
+    return err
+
+
 def check_password(password: str) -> None:
     """Raise unless ``password`` is acceptable for a portal user."""
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -34,12 +45,16 @@ def check_password(password: str) -> None:
         )
 
 
-def upsert_user(platform: Platform, username: str, password: str, *, role: str = "admin") -> tuple[UserInfo, bool]:
-    """Create a user, or reset an existing user's password and role; return (user, created)."""
+def _check_new(username: str, role: str) -> None:
     if not username or len(username) > 150:
         raise StorekeeperError("A username must be 1 to 150 characters.", hint="--username admin")
     if role not in ROLES:
         raise StorekeeperError(f"Role {role!r} is not one of {', '.join(ROLES)}.", hint="--role admin")
+
+
+def upsert_user(platform: Platform, username: str, password: str, *, role: str = "admin") -> tuple[UserInfo, bool]:
+    """Create a user, or reset an existing user's password and role; return (user, created)."""
+    _check_new(username, role)
     check_password(password)
     with platform.session() as session:
         user = session.scalar(select(User).where(User.username == username))
@@ -67,4 +82,83 @@ def verify_user(platform: Platform, username: str, password: str) -> UserInfo | 
             return None
         if _hasher.check_needs_rehash(user.password_hash):
             user.password_hash = _hasher.hash(password)
+        return UserInfo(user.username, user.role, user.active)
+
+
+def list_users(platform: Platform) -> list[UserInfo]:
+    """Return every portal user, by username."""
+    with platform.session() as session:
+        return [UserInfo(u.username, u.role, u.active) for u in session.scalars(select(User).order_by(User.username))]
+
+
+def get_user(platform: Platform, username: str) -> UserInfo:
+    """Return one portal user."""
+    with platform.session() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise _not_found(username)
+        return UserInfo(user.username, user.role, user.active)
+
+
+def create_user(platform: Platform, username: str, password: str, *, role: str = "viewer") -> UserInfo:
+    """Create a portal user; refused when the username is taken."""
+    _check_new(username, role)
+    check_password(password)
+    password_hash = _hasher.hash(password)
+    taken = StorekeeperError(
+        f'User "{username}" already exists.',
+        hint=f"choose another username, or change this one: PATCH /api/v1/users/{username}",
+        user=username,
+    )
+    taken.status = 409
+    try:
+        with platform.session() as session:
+            if session.scalar(select(User.id).where(User.username == username)) is not None:
+                raise taken
+            session.add(User(username=username, password_hash=password_hash, role=role, active=True))
+            audit.record(session, "user.create", username, detail=f"role {role}")
+    except IntegrityError:  # created by someone else between our check and our insert
+        raise taken from None
+    return UserInfo(username, role, True)
+
+
+def update_user(
+    platform: Platform,
+    username: str,
+    *,
+    role: str | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+) -> UserInfo:
+    """Change a user's role, enable or disable them, or reset their password.
+
+    Refused when it would leave no active admin.
+    """
+    if role is not None and role not in ROLES:
+        raise StorekeeperError(f"Role {role!r} is not one of {', '.join(ROLES)}.", hint='"role": "admin" or "viewer"')
+    if password is not None:
+        check_password(password)
+    with platform.session() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise _not_found(username)
+        demoted = user.role == "admin" and user.active and (role == "viewer" or active is False)
+        if demoted:
+            admins = session.scalars(select(User.username).where(User.role == "admin", User.active.is_(True))).all()
+            if admins == [username]:
+                err = StorekeeperError(
+                    f'User "{username}" is the only active admin; disabling or demoting them would lock everyone out.',
+                    hint="create or enable another admin first",
+                    user=username,
+                )
+                err.status = 409
+                raise err
+        changed = []
+        if role is not None and role != user.role:
+            user.role, changed = role, [*changed, f"role {role}"]
+        if active is not None and active != user.active:
+            user.active, changed = active, [*changed, "enabled" if active else "disabled"]
+        if password is not None:
+            user.password_hash, changed = _hasher.hash(password), [*changed, "password reset"]
+        audit.record(session, "user.update", username, detail=", ".join(changed) or "no changes")
         return UserInfo(user.username, user.role, user.active)

@@ -117,6 +117,7 @@ class PostgresBackend:
                 f"{'' if dbname is None else f' (database {dbname})'}: {_first_line(err)}",
                 hint=f"storekeeper services test {spec.name}  (fix with: storekeeper services update {spec.name} "
                 "--host/--port/--username/--password-stdin)",
+                status=502,  # the database server, not the request, is at fault
                 service=spec.name,
             ) from None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     DateTime,
     ForeignKey,
@@ -154,3 +155,64 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(String(255), default="")
     outcome: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class ApiToken(Base):
+    """A portal API bearer token; only its SHA-256 hash is kept (the token is shown once)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    #: Hex SHA-256 of the whole token.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The token's first characters, so people can tell their tokens apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    user: Mapped[User] = relationship()
+
+
+#: Job statuses.
+QUEUED = "queued"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+JOB_FAILED = "failed"
+
+
+class Job(Base):
+    """Work the portal runs in the background (a sync), kept here so any worker can report it."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    app: Mapped[str] = mapped_column(String(63), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default=QUEUED)
+    #: What was asked (e.g. store, refresh, firsttime).
+    params: Mapped[dict] = mapped_column(JSON, default=dict)  # type: ignore[type-arg]
+    #: One entry per store, appended as each finishes.
+    results: Mapped[list] = mapped_column(JSON, default=list)  # type: ignore[type-arg]
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hint: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[str] = mapped_column(String(150))
+    #: host:pid of the worker running it, so a restarted worker can fail the jobs it lost.
+    worker: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SignInThrottle(Base):
+    """Failed password sign-ins per (username, client), shared by every portal worker."""
+
+    __tablename__ = "sign_in_throttle"
+
+    #: Hex SHA-256 of "username\nclient address" (neither is stored in the clear).
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,0 +1,14 @@
+"""The ``/api/v1`` router: every resource's router, wired together."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from storekeeper.portal.api.models import problem_responses
+from storekeeper.portal.api.routes import apps, audit, auth, jobs, services, stores, users
+
+PREFIX = "/api/v1"
+
+api_router = APIRouter(prefix=PREFIX, responses=problem_responses(400, 401, 403, 404, 409, 422, 503))
+for module in (auth, services, apps, stores, jobs, audit, users):
+    api_router.include_router(module.router)

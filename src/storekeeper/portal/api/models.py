@@ -1,0 +1,362 @@
+"""Request and response bodies of the REST API.
+
+Responses are built from the core's result dataclasses (``ServiceOut.of(info)``);
+no response model has a field that could hold a password or a token hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from storekeeper import apps, audit, services, stores, users
+from storekeeper.portal import auth, jobs
+
+_WRITE_ONLY = {"writeOnly": True, "format": "password"}
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# -- services --------------------------------------------------------------------------
+
+
+class ServiceCreate(BaseModel):
+    """A database server to register. ``password`` is stored encrypted and never shown again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=63, examples=["primary_pg"])
+    host: str = Field(min_length=1, max_length=255, examples=["db.example.org"])
+    port: int = Field(services.DEFAULT_PORT, ge=1, le=65535)
+    username: str = Field(min_length=1, max_length=63, examples=["postgres"])
+    password: str | None = Field(None, json_schema_extra=_WRITE_ONLY)
+    maintenance_db: str = Field("postgres", min_length=1, max_length=63)
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    connect_timeout: int = Field(10, ge=1, le=3600)
+    pool_size: int = Field(services.DEFAULT_POOL_SIZE, ge=1, le=1000)
+
+
+class ServiceUpdate(BaseModel):
+    """Fields to change; the ones left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str | None = Field(None, min_length=1, max_length=255)
+    port: int | None = Field(None, ge=1, le=65535)
+    username: str | None = Field(None, min_length=1, max_length=63)
+    password: str | None = Field(None, json_schema_extra=_WRITE_ONLY)
+    maintenance_db: str | None = Field(None, min_length=1, max_length=63)
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    connect_timeout: int | None = Field(None, ge=1, le=3600)
+    pool_size: int | None = Field(None, ge=1, le=1000)
+
+
+class ServiceOut(_Out):
+    """A service: everything but its password (``has_password`` says whether one is stored)."""
+
+    name: str
+    backend: str
+    driver: str
+    host: str
+    port: int
+    username: str
+    has_password: bool
+    maintenance_db: str
+    sslmode: str | None
+    connect_timeout: int
+    pool_size: int
+    assigned: list[str] = Field(description="Settings using it, as app/setting.")
+    url: str = Field(description="Connection URL with the password masked.")
+
+    @classmethod
+    def of(cls, info: services.ServiceInfo) -> ServiceOut:
+        return cls.model_validate(info.to_dict())
+
+
+class ServiceTestOut(BaseModel):
+    """What connecting to a service found."""
+
+    service: str
+    server_version: str
+    superuser: bool
+    can_create_database: bool
+    can_create_role: bool
+    postgis_available: bool
+    postgis_version: str | None
+    can_create_postgis: bool
+    max_connections: int
+    superuser_reserved_connections: int
+    connections_in_use: int
+    pool_size: int
+    assigned_settings: int
+    pool_connections_per_process: int
+    processes_supported: int | None
+
+
+class ServiceRemoved(BaseModel):
+    service: str
+    unassigned: list[str] = Field(description="Settings that lost their service (with force=true).")
+
+
+# -- apps and settings ---------------------------------------------------------------------
+
+
+class SettingOut(_Out):
+    """A persistent store setting and, for a database setting, its store's recorded state."""
+
+    app: str
+    name: str
+    kind: Literal["database", "connection"]
+    dynamic: bool
+    description: str
+    required: bool
+    initializer: str
+    spatial: bool
+    service: str | None
+    state: str | None = Field(description="absent, created, initialized or failed (database settings).")
+    orphaned: bool
+
+
+class AppOut(BaseModel):
+    """An app, its settings, and whether it is configured (required settings assigned) and ready (stores initialized)."""
+
+    package: str
+    name: str
+    description: str
+    installed: bool
+    configured: bool
+    ready: bool
+    settings: list[SettingOut]
+
+    @classmethod
+    def of(cls, info: apps.AppInfo) -> AppOut:
+        return cls.model_validate(info.to_dict())
+
+
+class AppProblemOut(BaseModel):
+    entry_point: str
+    message: str
+
+
+class AppList(BaseModel):
+    apps: list[AppOut]
+    problems: list[AppProblemOut] = Field(description="Installed entry points that failed to load as apps.")
+
+
+class Assign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(min_length=1, max_length=63, examples=["primary_pg"])
+
+
+# -- stores, syncs and jobs -----------------------------------------------------------------
+
+
+class StoreOut(_Out):
+    """A store, with what its service says: exists (null when the server could not be asked), size."""
+
+    app: str
+    name: str
+    kind: Literal["static", "dynamic"]
+    service: str | None
+    database: str
+    spatial: bool
+    initializer: str
+    state: str
+    initialized: bool
+    exists: bool | None
+    orphaned: bool
+    last_error: str | None
+    size_bytes: int | None
+
+
+class StoreCreate(BaseModel):
+    """A dynamic store to create through one of the app's connection settings (idempotent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=63, examples=["scratch"])
+    connection: str = Field(min_length=1, max_length=63, examples=["primary"])
+    spatial: bool = False
+    initializer: str = Field("", max_length=255, description="Dotted path of init(engine, first_time).")
+    refresh: bool = Field(False, description="Drop and recreate it if it exists (its data is lost).")
+
+
+class SyncResultOut(_Out):
+    """What happened to one store."""
+
+    app: str
+    store: str
+    database: str | None
+    service: str | None
+    action: str
+    ok: bool
+    first_time: bool | None = None
+    error: str | None = None
+    hint: str | None = None
+    seconds: float = 0.0
+
+    @classmethod
+    def of(cls, result: stores.SyncResult) -> SyncResultOut:
+        return cls.model_validate(asdict(result))
+
+
+class SyncRequest(BaseModel):
+    """Which stores to sync, and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store: str | None = Field(None, max_length=63, description="Only this store (default: every static store).")
+    refresh: bool = Field(False, description="Drop and recreate the stores (their data is lost).")
+    firsttime: bool = Field(False, description="Run initializers with first_time=True.")
+
+
+class JobOut(BaseModel):
+    """A background job; ``results`` grows by one entry per store as the job runs."""
+
+    id: str
+    url: str
+    app: str
+    kind: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    params: dict[str, Any]
+    results: list[SyncResultOut]
+    error: str | None
+    hint: str | None
+    actor: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, info: jobs.JobInfo) -> JobOut:
+        return cls.model_validate({**asdict(info), "url": f"/api/v1/jobs/{info.id}"})
+
+
+# -- audit, users, tokens ----------------------------------------------------------------------
+
+
+class AuditOut(_Out):
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    detail: str
+
+    @classmethod
+    def of(cls, entry: audit.AuditEntry) -> AuditOut:
+        return cls.model_validate(entry)
+
+
+class UserOut(_Out):
+    username: str
+    role: Literal["admin", "viewer"]
+    active: bool
+
+    @classmethod
+    def of(cls, info: users.UserInfo) -> UserOut:
+        return cls.model_validate(info)
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=users.MIN_PASSWORD_LENGTH, max_length=1024, json_schema_extra=_WRITE_ONLY)
+    role: Literal["admin", "viewer"] = "viewer"
+
+
+class UserUpdate(BaseModel):
+    """Change a role, disable (``active: false``) or enable a user, or reset their password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["admin", "viewer"] | None = None
+    active: bool | None = None
+    password: str | None = Field(
+        None, min_length=users.MIN_PASSWORD_LENGTH, max_length=1024, json_schema_extra=_WRITE_ONLY
+    )
+
+
+class Me(BaseModel):
+    username: str
+    role: str
+    via: Literal["token", "session"]
+
+
+class TokenRequest(BaseModel):
+    """Sign in with a password to get a new API token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=1, max_length=1024, json_schema_extra=_WRITE_ONLY)
+    name: str = Field("api", min_length=1, max_length=100, description="What the token is for, to tell it apart later.")
+
+
+class TokenOut(_Out):
+    """An API token as listed (the token itself is shown only when created)."""
+
+    id: int
+    name: str
+    prefix: str = Field(description="The token's first characters.")
+    username: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+    @classmethod
+    def of(cls, info: auth.TokenInfo) -> TokenOut:
+        return cls.model_validate(info)
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The bearer token. Shown this once: store it now.")
+    token_type: Literal["bearer"] = "bearer"
+
+
+# -- health ------------------------------------------------------------------------------------
+
+
+class Check(BaseModel):
+    ok: bool
+    error: str | None = None
+
+
+class ServiceCheck(Check):
+    name: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "failing"] = Field(
+        description="ok: everything reachable; degraded: a service is not; failing: the platform database is not."
+    )
+    platform: Check
+    services: list[ServiceCheck]
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem document, served as application/problem+json)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["urn:storekeeper:problem:service-error"])
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong, naming the app, setting, store or service.")
+    hint: str | None = Field(None, description="How to fix it, usually a command or an API call.")
+    instance: str | None = None
+    app: str | None = None
+    setting: str | None = None
+    service: str | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Document ``statuses`` as problem documents in the OpenAPI schema."""
+    return {s: {"model": Problem, "content": {"application/problem+json": {}}} for s in statuses}

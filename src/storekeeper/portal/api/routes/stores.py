@@ -1,0 +1,35 @@
+"""``/api/v1/apps/{app}/stores``: an app's stores; create and drop dynamic ones."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from storekeeper import stores
+from storekeeper.portal.api.models import StoreCreate, StoreOut, SyncResultOut
+from storekeeper.portal.deps import AdminDep, CurrentUser, PlatformDep
+
+router = APIRouter(prefix="/apps/{app}/stores", tags=["stores"])
+
+
+@router.get("", response_model=list[StoreOut])
+def list_stores(app: str, platform: PlatformDep, _: CurrentUser) -> list[StoreOut]:
+    """List an app's stores with what their services say (exists, size)."""
+    return [StoreOut.model_validate(s) for s in stores.list_stores(platform, app)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SyncResultOut)
+def create_store(app: str, body: StoreCreate, response: Response, platform: PlatformDep, _: AdminDep) -> SyncResultOut:
+    """Create a dynamic store through a connection setting and initialize it (idempotent)."""
+    result = stores.create_store(
+        platform, app, body.name, body.connection, spatial=body.spatial, initializer=body.initializer,
+        refresh=body.refresh,
+    )
+    response.headers["Location"] = f"/api/v1/apps/{app}/stores/{body.name}"
+    return SyncResultOut.of(result)
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def drop_store(app: str, name: str, platform: PlatformDep, _: AdminDep) -> Response:
+    """Drop a store's database and its data (idempotent); a dynamic store is forgotten too."""
+    stores.drop_store(platform, app, name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,367 @@
+"""Who is asking: API tokens, password sign-in (throttled), session cookies and CSRF tokens.
+
+The REST API takes ``Authorization: Bearer TOKEN``; the web admin signs people
+in with a password and keeps them in a signed session cookie, and protects each
+form with a CSRF token. Both end in a :class:`Principal`.
+
+* **API tokens** are 256-bit random strings shown once. Only their SHA-256 is
+  kept: a token is as strong as a random key, so a fast hash is enough, and a
+  slow one (argon2) would cap the API's throughput.
+* **Sign-in throttling** counts failed password sign-ins per (username, client
+  address) in the platform database, so every worker of ``storekeeper start
+  --workers N`` sees the same count: after :data:`MAX_FAILURES` failures within
+  :data:`FAILURE_WINDOW` seconds that pair gets 429 with ``Retry-After`` for
+  :data:`BLOCK_SECONDS`. A success clears the count.
+* **Sessions** are cookies signed with a key derived from the config's
+  ``secret_key`` (itsdangerous), HttpOnly, SameSite=Lax and Secure over HTTPS.
+  They carry a fingerprint of the password hash, so resetting a password ends
+  that user's sessions.
+* **CSRF**: a random nonce in its own cookie; forms carry a signed copy of it
+  (:func:`csrf_token`), checked by :func:`verify_csrf`. Requests authenticated
+  by the session cookie must present it on every state-changing method.
+
+Example (a web admin form)::
+
+    token = auth.csrf_token(request, response)        # put it in <input name="csrf_token">
+    ...
+    auth.require_csrf(request, form.get("csrf_token"))
+    user = auth.sign_in(platform, username, password, client=auth.client_address(request))
+    auth.start_session(response, request, platform, user)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from fastapi import Request, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, or_, select
+
+from storekeeper import audit, users
+from storekeeper.config import Config
+from storekeeper.errors import StorekeeperError
+from storekeeper.platform import Platform
+from storekeeper.platform.models import ApiToken, SignInThrottle, User, utcnow
+from storekeeper.portal.problems import PortalError
+
+#: API tokens start with this, so they are easy to spot in a leak scanner or a log.
+TOKEN_PREFIX = "skt_"
+TOKEN_BYTES = 32
+#: How many leading characters of a token are kept to tell tokens apart.
+SHOWN_PREFIX = 12
+#: last_used_at is written at most this often per token (a write per request would slow the API).
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+MAX_FAILURES = 5
+FAILURE_WINDOW = 60
+BLOCK_SECONDS = 60
+
+SESSION_COOKIE = "storekeeper_session"
+SESSION_MAX_AGE = 12 * 3600
+CSRF_COOKIE = "storekeeper_csrf"
+CSRF_MAX_AGE = 12 * 3600
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A signed-in user, and how they proved it (``"token"`` or ``"session"``)."""
+
+    username: str
+    role: str
+    via: str
+    token_id: int | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this user."""
+        return f"user:{self.username}"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """An API token as listed: never the token itself."""
+
+    id: int
+    name: str
+    prefix: str
+    username: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+def client_address(request: Request) -> str:
+    """Return the client's address as the server sees it (behind a proxy: as uvicorn's proxy headers set it)."""
+    return request.client.host if request.client else "unknown"
+
+
+# -- API tokens -------------------------------------------------------------------------
+
+
+def hash_token(token: str) -> str:
+    """Return the hex SHA-256 under which a token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _token_info(row: ApiToken, username: str) -> TokenInfo:
+    return TokenInfo(row.id, row.name, row.prefix, username, row.created_at, row.last_used_at, row.revoked)
+
+
+def _token_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise StorekeeperError("A token name must be 1 to 100 characters.", hint='e.g. "name": "deploy script"')
+    return name
+
+
+def create_token(platform: Platform, username: str, name: str) -> tuple[TokenInfo, str]:
+    """Create an API token for a user; return its record and the token (shown this once)."""
+    name = _token_name(name)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+    with audit.acting_as(f"user:{username}"), platform.session() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None or not user.active:
+            raise PortalError.unauthenticated(f'User "{username}" does not exist or is disabled.')
+        row = ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), prefix=token[:SHOWN_PREFIX])
+        session.add(row)
+        session.flush()
+        audit.record(session, "token.create", username, detail=f"token {row.id} ({name})")
+        return _token_info(row, username), token
+
+
+def list_tokens(platform: Platform, username: str | None = None) -> list[TokenInfo]:
+    """Return the API tokens of one user, or of everyone, newest first."""
+    stmt = select(ApiToken, User.username).join(ApiToken.user).order_by(ApiToken.id.desc())
+    if username is not None:
+        stmt = stmt.where(User.username == username)
+    with platform.session() as session:
+        return [_token_info(row, name) for row, name in session.execute(stmt)]
+
+
+def revoke_token(platform: Platform, token_id: int, *, owner: str | None = None) -> TokenInfo:
+    """Revoke a token (idempotent); with ``owner``, only that user's own token."""
+    with platform.session() as session:
+        found = session.execute(
+            select(ApiToken, User.username).join(ApiToken.user).where(ApiToken.id == token_id)
+        ).first()
+        if found is None or (owner is not None and found[1] != owner):
+            err = StorekeeperError(
+                f"API token {token_id} does not exist" + (f' among the tokens of user "{owner}".' if owner else "."),
+                hint="list your tokens: GET /api/v1/auth/tokens",
+            )
+            err.status = 404
+            raise err
+        row, username = found
+        if not row.revoked:
+            row.revoked = True
+            audit.record(session, "token.revoke", username, detail=f"token {row.id} ({row.name})")
+        return _token_info(row, username)
+
+
+def authenticate_token(platform: Platform, token: str) -> Principal | None:
+    """Return who a bearer token belongs to, or None when it is unknown, revoked or its user disabled."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    digest = hash_token(token)
+    with platform.session() as session:
+        found = session.execute(
+            select(ApiToken, User).join(ApiToken.user).where(ApiToken.token_hash == digest)
+        ).first()
+        if found is None:
+            return None
+        row, user = found
+        # The lookup is by hash; compare again in constant time so timing says nothing about near misses.
+        if row.revoked or not user.active or not hmac.compare_digest(row.token_hash, digest):
+            return None
+        now = utcnow()
+        if row.last_used_at is None or _aware(row.last_used_at) < now - LAST_USED_RESOLUTION:
+            row.last_used_at = now
+        return Principal(user.username, user.role, "token", row.id)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes for timezone-aware columns; they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# -- password sign-in, throttled -------------------------------------------------------------
+
+
+def _throttle_key(username: str, client: str) -> str:
+    return hashlib.sha256(f"{username.lower()}\n{client}".encode()).hexdigest()
+
+
+def _retry_after(platform: Platform, key: str) -> int:
+    """Return the seconds left on a block of ``key`` (0 when not blocked)."""
+    with platform.session() as session:
+        row = session.get(SignInThrottle, key)
+        if row is None or row.blocked_until is None:
+            return 0
+        left = (_aware(row.blocked_until) - utcnow()).total_seconds()
+        return max(0, int(left + 0.999))
+
+
+def _record_failure(platform: Platform, key: str) -> None:
+    now = utcnow()
+    with platform.session() as session:
+        # Forget old counts (of anyone) so guessed usernames do not pile up rows forever.
+        stale = now - timedelta(seconds=FAILURE_WINDOW + BLOCK_SECONDS)
+        session.execute(
+            delete(SignInThrottle).where(
+                SignInThrottle.key != key,
+                SignInThrottle.window_started_at < stale,
+                or_(SignInThrottle.blocked_until.is_(None), SignInThrottle.blocked_until < now),
+            )
+        )
+        row = session.get(SignInThrottle, key)
+        if row is None:
+            row = SignInThrottle(key=key, failures=0, window_started_at=now)
+            session.add(row)
+        if _aware(row.window_started_at) < now - timedelta(seconds=FAILURE_WINDOW) or (
+            row.blocked_until is not None and _aware(row.blocked_until) <= now
+        ):
+            row.failures, row.window_started_at, row.blocked_until = 0, now, None
+        row.failures += 1
+        if row.failures >= MAX_FAILURES:
+            row.blocked_until = now + timedelta(seconds=BLOCK_SECONDS)
+
+
+def _clear_failures(platform: Platform, key: str) -> None:
+    with platform.session() as session:
+        row = session.get(SignInThrottle, key)
+        if row is not None:
+            session.delete(row)
+
+
+def sign_in(platform: Platform, username: str, password: str, *, client: str) -> users.UserInfo:
+    """Check a username and password; raise 401 when wrong, 429 while this user+client is throttled."""
+    key = _throttle_key(username, client)
+    wait = _retry_after(platform, key)
+    if wait:
+        raise PortalError.throttled(username, wait)
+    user = users.verify_user(platform, username, password)
+    if user is None:
+        _record_failure(platform, key)
+        with audit.acting_as(f"client:{client}"):
+            audit.record_now(platform, "user.sign_in", username[:150], "error", "wrong username or password")
+        raise PortalError(
+            "Wrong username or password, or the user is disabled.",
+            status=401,
+            hint=f"check both; after {MAX_FAILURES} failures in {FAILURE_WINDOW} s, sign-in from this address "
+            f"is paused for {BLOCK_SECONDS} s",
+            headers={"WWW-Authenticate": 'Bearer realm="storekeeper"'},
+        )
+    _clear_failures(platform, key)
+    return user
+
+
+# -- signing keys ----------------------------------------------------------------------------
+
+
+def _derived_key(config: Config, purpose: str) -> bytes:
+    """Return a key for one purpose, derived from the secret key (which also encrypts passwords)."""
+    return hmac.new(config.secret_key.encode(), f"storekeeper.portal.{purpose}".encode(), hashlib.sha256).digest()
+
+
+def _serializer(config: Config, purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(_derived_key(config, purpose), salt=purpose)
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+# -- sessions (web admin) -------------------------------------------------------------------
+
+
+def _password_fingerprint(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def start_session(response: Response, request: Request, platform: Platform, user: users.UserInfo) -> None:
+    """Sign ``user`` in: set the signed session cookie on ``response``."""
+    with audit.acting_as(f"user:{user.username}"), platform.session() as session:
+        row = session.scalar(select(User).where(User.username == user.username))
+        assert row is not None
+        value = _serializer(platform.config, "session").dumps(
+            {"u": row.username, "p": _password_fingerprint(row.password_hash)}
+        )
+        audit.record(session, "user.sign_in", row.username, detail=f"session from {client_address(request)}")
+    response.set_cookie(
+        SESSION_COOKIE, value, max_age=SESSION_MAX_AGE, httponly=True, samesite="lax", secure=_secure(request), path="/"
+    )
+
+
+def end_session(response: Response) -> None:
+    """Sign out: remove the session cookie."""
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+
+
+def session_principal(request: Request, platform: Platform) -> Principal | None:
+    """Return the user signed in by the request's session cookie, or None."""
+    raw = request.cookies.get(SESSION_COOKIE)
+    if not raw:
+        return None
+    try:
+        data = _serializer(platform.config, "session").loads(raw, max_age=SESSION_MAX_AGE)
+    except BadSignature:  # also covers expired ones
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("u"), str):
+        return None
+    with platform.session() as session:
+        user = session.scalar(select(User).where(User.username == data["u"]))
+        if user is None or not user.active:
+            return None
+        if not hmac.compare_digest(_password_fingerprint(user.password_hash), str(data.get("p", ""))):
+            return None  # the password was reset since this session began
+        return Principal(user.username, user.role, "session")
+
+
+# -- CSRF -----------------------------------------------------------------------------------
+
+
+def csrf_token(request: Request, response: Response) -> str:
+    """Return the CSRF token to put in a form, setting the CSRF cookie on ``response`` when missing."""
+    nonce = getattr(request.state, "csrf_nonce", None) or request.cookies.get(CSRF_COOKIE)
+    if not nonce:
+        nonce = secrets.token_urlsafe(32)
+        response.set_cookie(
+            CSRF_COOKIE, nonce, max_age=CSRF_MAX_AGE, httponly=True, samesite="lax", secure=_secure(request), path="/"
+        )
+    request.state.csrf_nonce = nonce
+    return _serializer(_config(request), "csrf").dumps(nonce)
+
+
+def verify_csrf(request: Request, submitted: str | None) -> bool:
+    """Return True when ``submitted`` is a CSRF token issued for this browser's CSRF cookie."""
+    nonce = request.cookies.get(CSRF_COOKIE)
+    if not nonce or not submitted:
+        return False
+    try:
+        signed = _serializer(_config(request), "csrf").loads(submitted, max_age=CSRF_MAX_AGE)
+    except BadSignature:
+        return False
+    return isinstance(signed, str) and hmac.compare_digest(signed, nonce)
+
+
+def require_csrf(request: Request, submitted: str | None) -> None:
+    """Raise 403 unless ``submitted`` is a valid CSRF token (a no-op for safe methods)."""
+    if request.method in SAFE_METHODS:
+        return
+    if not verify_csrf(request, submitted):
+        raise PortalError.csrf_failed()
+
+
+def _config(request: Request) -> Config:
+    return request.app.state.portal.config  # type: ignore[no-any-return]

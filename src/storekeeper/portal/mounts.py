@@ -1,0 +1,141 @@
+"""Apps' own endpoints: an installed app's ``router`` is served at ``/apps/<package>/``.
+
+An app class may set ``router`` to a FastAPI ``APIRouter`` (its routes join the
+portal's OpenAPI schema and error handling) or to any ASGI app (mounted as is).
+
+Example (in the app's package)::
+
+    from fastapi import APIRouter
+
+    router = APIRouter()
+
+    @router.get("/links")
+    def links():
+        engine = App.get_persistent_store_database("primary_db")
+        ...
+
+    class App(AppBase):
+        package = "links"
+        router = router
+
+Until every required setting has a service and every assigned store is
+initialized, requests get 503 with a problem document telling the admin what to
+assign and sync. Readiness is checked on the platform database and, once
+ready, trusted for ``engines.revalidate_seconds`` (the same bound the store
+engines' cache uses), so a ready app's requests cost no platform query.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from storekeeper import apps, discovery
+from storekeeper.errors import AppError, StorekeeperError
+from storekeeper.platform.models import DATABASE
+from storekeeper.portal.problems import error_response
+from storekeeper.portal.state import PortalState
+
+if TYPE_CHECKING:
+    from storekeeper.apps import AppInfo
+
+URL_PREFIX = "/apps"
+
+log = logging.getLogger("storekeeper.portal")
+
+
+def not_ready_error(info: AppInfo) -> AppError | None:
+    """Return the 503 error saying what to assign and sync, or None when the app is ready."""
+    if info.configured and info.ready:
+        return None
+    live = [s for s in info.settings if not s.orphaned and not s.dynamic]
+    unassigned = [s.name for s in live if s.required and not s.service]
+    unsynced = [s.name for s in live if s.kind == DATABASE and s.service and s.state != "initialized"]
+    if not unassigned and not unsynced:
+        return None
+    package = info.package
+    problems, steps = [], []
+    if unassigned:
+        problems.append(f"required setting(s) {', '.join(unassigned)} have no service assigned")
+        steps.append(
+            f"assign a service to each (storekeeper app-settings set {package} SETTING SERVICE, "
+            f"or PUT /api/v1/apps/{package}/settings/SETTING)"
+        )
+    if unsynced or unassigned:
+        if unsynced:
+            problems.append(f"store(s) {', '.join(unsynced)} are not initialized")
+        steps.append(f"sync its stores (storekeeper syncstores {package}, or POST /api/v1/apps/{package}/sync)")
+    err = AppError(
+        f'App "{package}" is not ready: {"; ".join(problems)}.',
+        hint="an admin must " + ", then ".join(steps),
+        app=package,
+    )
+    err.status = 503
+    return err
+
+
+class ReadinessGate:
+    """Check, with a short cache of the good answer, that an app may serve requests."""
+
+    def __init__(self, portal: PortalState, package: str) -> None:
+        self.portal = portal
+        self.package = package
+        self.key = f"ready:{package}"
+
+    def check(self) -> None:
+        """Raise the 503 error (or the platform's error) unless the app is ready."""
+        if self.portal.cached(self.key):
+            return
+        info = apps.get_app(self.portal.platform(), self.package)
+        err = not_ready_error(info)
+        if err is not None:
+            raise err
+        self.portal.remember(self.key, True, self.portal.config.engines_revalidate_seconds)
+
+    async def dependency(self, request: Request) -> None:
+        await run_in_threadpool(self.check)
+
+
+class _GatedASGI:
+    """Wrap an app's ASGI app so it only sees requests once the app is ready."""
+
+    def __init__(self, inner: ASGIApp, gate: ReadinessGate) -> None:
+        self.inner = inner
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            try:
+                await run_in_threadpool(self.gate.check)
+            except StorekeeperError as err:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1013})  # try again later
+                    return
+                await error_response(err, scope.get("path"))(scope, receive, send)
+                return
+        await self.inner(scope, receive, send)
+
+
+def mount_app_endpoints(app: FastAPI, portal: PortalState) -> list[str]:
+    """Serve each installed app's ``router`` at /apps/<package>/; return the packages mounted."""
+    installed, _ = discovery.installed_apps()
+    mounted = []
+    for package, app_cls in sorted(installed.items()):
+        endpoint: Any = getattr(app_cls, "router", None)
+        if endpoint is None:
+            continue
+        gate = ReadinessGate(portal, package)
+        prefix = f"{URL_PREFIX}/{package}"
+        if isinstance(endpoint, APIRouter):
+            app.include_router(endpoint, prefix=prefix, tags=[f"app: {package}"], dependencies=[Depends(gate.dependency)])
+        elif callable(endpoint):
+            app.mount(prefix, _GatedASGI(endpoint, gate), name=f"app:{package}")
+        else:  # one app's mistake must not keep the portal from starting
+            log.warning('App "%s": router is neither a FastAPI APIRouter nor an ASGI app; not mounted.', package)
+            continue
+        mounted.append(package)
+    return mounted

@@ -1,0 +1,57 @@
+"""``/api/v1/apps/{app}/stores``: list an app's stores; create and drop dynamic ones."""
+
+from __future__ import annotations
+
+from tests.core.conftest import database_exists
+from tests.portal.conftest import problem
+
+APP = "my_first_app"
+
+
+def test_list_shows_each_store_and_whether_it_exists(admin, my_first_app):
+    response = admin.get(f"/api/v1/apps/{APP}/stores")
+    assert response.status_code == 200
+    stores = {s["name"]: s for s in response.json()}
+    assert set(stores) == {"example_db", "spatial_db", "temp_db"}
+    assert stores["example_db"]["exists"] is False
+    assert stores["example_db"]["database"] == "my_first_app_example_db"
+
+
+def test_list_of_an_unknown_app_is_a_404(admin):
+    problem(admin.get("/api/v1/apps/no_such_app/stores"), 404, '"no_such_app"')
+
+
+def test_create_a_dynamic_store_then_drop_it(admin, my_first_app, admin_conn):
+    response = admin.post(f"/api/v1/apps/{APP}/stores", json={"name": "scratch", "connection": "primary"})
+    assert response.status_code == 201, response.text
+    assert response.headers["location"] == f"/api/v1/apps/{APP}/stores/scratch"
+    result = response.json()
+    assert result["ok"] is True
+    assert result["action"] == "created"
+    assert database_exists(admin_conn, "my_first_app_scratch")
+    listed = {s["name"]: s for s in admin.get(f"/api/v1/apps/{APP}/stores").json()}
+    assert listed["scratch"]["kind"] == "dynamic"
+    assert listed["scratch"]["exists"] is True
+
+    assert admin.delete(f"/api/v1/apps/{APP}/stores/scratch").status_code == 204
+    assert not database_exists(admin_conn, "my_first_app_scratch")
+    assert "scratch" not in {s["name"] for s in admin.get(f"/api/v1/apps/{APP}/stores").json()}
+
+
+def test_create_through_an_unassigned_connection_is_a_409_naming_the_assign_command(admin, service):
+    doc = problem(admin.post(f"/api/v1/apps/{APP}/stores", json={"name": "scratch", "connection": "primary"}),
+                  409, '"primary"', f"app-settings set {APP} primary")
+    assert doc["setting"] == "primary"
+
+
+def test_create_through_a_database_setting_is_refused(admin, my_first_app):
+    problem(admin.post(f"/api/v1/apps/{APP}/stores", json={"name": "scratch", "connection": "example_db"}),
+            400, "example_db")
+
+
+def test_create_with_a_bad_store_name_states_the_rule(admin, my_first_app):
+    problem(admin.post(f"/api/v1/apps/{APP}/stores", json={"name": "Bad-Name", "connection": "primary"}), 422, "Bad-Name")
+
+
+def test_drop_a_store_that_does_not_exist_is_idempotent(admin, my_first_app):
+    assert admin.delete(f"/api/v1/apps/{APP}/stores/never_made").status_code == 204

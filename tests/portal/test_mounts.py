@@ -1,0 +1,94 @@
+"""Apps' own endpoints at /apps/<package>/: served once the app is ready, 503 with the fix before."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi import APIRouter
+from my_first_app.app import App as MyFirstApp
+
+from storekeeper import apps, discovery, stores
+from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting
+from storekeeper.config import load_config
+from storekeeper.portal.app import create_app
+from tests.portal.conftest import TestClient, problem
+
+APP = "my_first_app"
+
+router = APIRouter()
+
+
+@router.get("/hello")
+def hello() -> dict[str, str]:
+    engine = RouterApp.get_persistent_store_database("example_db")
+    with engine.connect() as conn:
+        return {"hello": "world", "store": conn.engine.url.database or ""}
+
+
+class RouterApp(MyFirstApp):
+    """my_first_app declaring only example_db and primary, with an APIRouter."""
+
+    router = router
+
+    def persistent_store_settings(self):  # type: ignore[no-untyped-def]
+        return (
+            PersistentStoreDatabaseSetting(name="example_db", initializer="my_first_app.model.init_example_db"),
+            PersistentStoreConnectionSetting(name="primary"),
+        )
+
+
+async def plain_asgi(scope, receive, send):  # type: ignore[no-untyped-def]
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": json.dumps({"path": scope["path"]}).encode()})
+
+
+class AsgiApp(RouterApp):
+    """The same app exposing a plain ASGI callable instead."""
+
+    router = plain_asgi
+
+
+@pytest.fixture
+def installed(platform, service, monkeypatch):  # type: ignore[no-untyped-def]
+    """Install one of the classes above as my_first_app; return a function building the portal."""
+
+    def install(app_cls: type) -> TestClient:
+        monkeypatch.setattr(discovery, "_installed", ({APP: app_cls}, []))
+        return TestClient(create_app(load_config()))
+
+    return install
+
+
+def test_an_apps_router_answers_503_naming_what_to_assign_and_sync(installed):
+    with installed(RouterApp) as client:
+        doc = problem(client.get(f"/apps/{APP}/hello"), 503, "example_db", "primary",
+                      f"app-settings set {APP}", f"syncstores {APP}")
+    assert doc["app"] == APP
+
+
+def test_an_apps_router_is_served_once_its_stores_are_ready(installed, platform, service):
+    with installed(RouterApp) as client:
+        apps.assign_service(platform, APP, "example_db", service)
+        apps.assign_service(platform, APP, "primary", service)
+        problem(client.get(f"/apps/{APP}/hello"), 503, "not initialized", f"syncstores {APP}")
+        stores.sync_stores(platform, [APP])
+        response = client.get(f"/apps/{APP}/hello")
+        assert response.status_code == 200, response.text
+        assert response.json() == {"hello": "world", "store": "my_first_app_example_db"}
+        assert f"/apps/{APP}/hello" in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_plain_asgi_app_is_mounted_and_gated_too(installed, platform, service):
+    with installed(AsgiApp) as client:
+        problem(client.get(f"/apps/{APP}/anything"), 503, "example_db")
+        for setting in ("example_db", "primary"):
+            apps.assign_service(platform, APP, setting, service)
+        stores.sync_stores(platform, [APP])
+        response = client.get(f"/apps/{APP}/anything")
+        assert response.status_code == 200
+        assert response.json()["path"].endswith("/anything")
+
+
+def test_apps_without_a_router_mount_nothing(anon):
+    problem(anon.get(f"/apps/{APP}/hello"), 404)
