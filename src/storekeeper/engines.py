@@ -44,6 +44,13 @@ class Handle:
     expires: float
     service: str
     _sessionmaker: sessionmaker[Session] | None = field(default=None)
+    #: True for a handle lent by a test fixture (rollback mode): its "engine" is a
+    #: Connection the fixture owns, so the cache must not dispose it.
+    borrowed: bool = False
+
+    def dispose(self) -> None:
+        if not self.borrowed:
+            self.engine.dispose()
 
     @property
     def sessionmaker(self) -> sessionmaker[Session]:
@@ -57,6 +64,8 @@ class Handle:
 DATABASES: dict[tuple[str, str], Handle] = {}
 CONNECTIONS: dict[tuple[str, str], Handle] = {}
 _lock = threading.RLock()
+#: Held while a handle is built or revalidated (the cold path), never on the hot path.
+build_lock = threading.RLock()
 
 
 def make_engine(spec: ServiceSpec, url: URL, *, application: str, idle_timeout: int) -> Engine:
@@ -96,7 +105,7 @@ def install(cache: dict[tuple[str, str], Handle], key: tuple[str, str], handle: 
         old = cache.get(key)
         cache[key] = handle
     if old is not None and old.engine is not handle.engine:
-        old.engine.dispose()
+        old.dispose()
     return handle
 
 
@@ -111,7 +120,7 @@ def invalidate(package: str, name: str | None = None) -> None:
         ]
         handles = [cache.pop(key) for cache, key in doomed]
     for handle in handles:
-        handle.engine.dispose()
+        handle.dispose()
 
 
 def invalidate_service(service: str) -> None:
@@ -120,7 +129,7 @@ def invalidate_service(service: str) -> None:
         doomed = [(cache, key) for cache in (DATABASES, CONNECTIONS) for key, h in cache.items() if h.service == service]
         handles = [cache.pop(key) for cache, key in doomed]
     for handle in handles:
-        handle.engine.dispose()
+        handle.dispose()
 
 
 def clear() -> None:
@@ -130,7 +139,7 @@ def clear() -> None:
         DATABASES.clear()
         CONNECTIONS.clear()
     for handle in handles:
-        handle.engine.dispose()
+        handle.dispose()
 
 
 def deadline(seconds: float) -> float:

@@ -15,6 +15,7 @@ a first-time initializer runs exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 import time
@@ -211,6 +212,13 @@ def resolve(platform: Platform, app_cls: type[AppBase], name: str, kind: str) ->
 
     In testing mode a store resolves to its test copy, cloned on demand.
     """
+    # Cold path only: one thread builds a handle at a time, so two threads missing the
+    # cache together do not build two engines (and briefly hold twice the pool).
+    with engines.build_lock:
+        return _resolve(platform, app_cls, name, kind)
+
+
+def _resolve(platform: Platform, app_cls: type[AppBase], name: str, kind: str) -> engines.Handle:
     cache = engines.DATABASES if kind == DATABASE else engines.CONNECTIONS
     key = (app_cls.package, name)
     ttl = platform.config.engines_revalidate_seconds
@@ -230,14 +238,20 @@ def resolve(platform: Platform, app_cls: type[AppBase], name: str, kind: str) ->
                 raise _wrong_kind(app.package, name, row.kind)
             if row.service is None:
                 raise SettingError.unassigned(app.package, name)
-            if kind == DATABASE and row.state == ABSENT and not testing:
+            if kind == DATABASE and row.state != INITIALIZED and not testing:
+                # Handing out an engine for a failed or half-made store would let the app
+                # write data that the next sync drops when it recreates the store.
                 hint = (
                     f"storekeeper syncstores {app.package}"
                     if not row.dynamic
-                    else f'create it first: create_persistent_store("{name}", CONNECTION)'
+                    else f'create it again: create_persistent_store("{name}", "{row.connection_name}")'
+                )
+                what = "has not been created yet" if row.state == ABSENT else (
+                    f"is not initialized (its last initializer run failed: {row.last_error})"
+                    if row.state == FAILED else "is not initialized yet"
                 )
                 raise StoreError(
-                    f'Store "{name}" of app "{app.package}" has not been created yet.',
+                    f'Store "{name}" of app "{app.package}" {what}.',
                     hint=hint,
                     app=app.package,
                     setting=name,
@@ -307,11 +321,11 @@ def _import_initializer(target: _Target) -> Callable[..., Any]:
     return func  # type: ignore[no-any-return]
 
 
-_module_locks: dict[str, threading.Lock] = {}
+_module_locks: dict[str, threading.RLock] = {}
 _module_locks_guard = threading.Lock()
 
 
-def _initializer_lock(path: str) -> threading.Lock:
+def _initializer_lock(path: str) -> threading.RLock:
     """Return the lock that keeps initializers of one module from running at the same time.
 
     Initializers of one module usually share SQLAlchemy metadata, and
@@ -321,7 +335,7 @@ def _initializer_lock(path: str) -> threading.Lock:
     """
     module = path.partition(":")[0] if ":" in path else path.rpartition(".")[0]
     with _module_locks_guard:
-        return _module_locks.setdefault(module, threading.Lock())
+        return _module_locks.setdefault(module, threading.RLock())  # re-entrant: an initializer may create a store
 
 
 def _run_initializer(backend: PostgresBackend, target: _Target, first_time: bool) -> None:
@@ -393,7 +407,14 @@ def _provision(platform: Platform, target: _Target, *, refresh: bool, force_firs
             # Record the intent before CREATE DATABASE: if we die between the two, the
             # next sync knows the unmarked database is ours and recreates it.
             _bump(platform, target.setting_id, state=CREATED, initialized_at=None, last_error=None)
-            backend.create_database(conn, target.database, what=target.what, owner=target.owner)
+            try:
+                backend.create_database(conn, target.database, what=target.what, owner=target.owner)
+            except Exception as err:
+                if not backend.marker(conn, target.database).exists:
+                    # Nothing was made: forget the intent, or a later sync would take a database
+                    # someone else creates under this name for a half-made store of ours.
+                    _set_state(platform, target.setting_id, state=ABSENT, last_error=str(err).splitlines()[0])
+                raise
             first_time = True
             if action != "recreated":
                 action = "created"
@@ -404,11 +425,18 @@ def _provision(platform: Platform, target: _Target, *, refresh: bool, force_firs
             if state != INITIALIZED:
                 _set_state(platform, target.setting_id, state=INITIALIZED, initialized_at=utcnow())
         if target.spatial:
-            backend.enable_postgis(target.database, what=target.what)
+            try:
+                backend.enable_postgis(target.database, what=target.what)
+            except StorekeeperError as err:
+                if state != INITIALIZED or action != "up to date":
+                    _set_state(platform, target.setting_id, state=FAILED, last_error=err.message)
+                raise
         if target.initializer:
             try:
                 _run_initializer(backend, target, first_time)
-            except InitializerError:
+            except InitializerError as err:
+                if first_time and action != "up to date":
+                    _set_state(platform, target.setting_id, state=FAILED, last_error=err.message)
                 raise
             except Exception as err:
                 message = f"{type(err).__name__}: {err}"
@@ -541,9 +569,15 @@ def sync_stores(
         record = not testing_mode()  # test copies leave no trace in the platform database
         try:
             result = _provision(platform, item, refresh=refresh, force_first_time=first_time)
-        except StorekeeperError as err:
+        except Exception as exc:
+            # One store's failure, whatever it is (a dropped connection too), never stops the others.
+            err = exc if isinstance(exc, StorekeeperError) else StoreError(
+                f"Syncing {item.what} failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                hint=f"storekeeper services test {item.spec.name}; then run the sync again",
+            )
             if record:
-                audit.record_now(platform, "store.sync", f"{package}/{name}", "error", err.message)
+                with contextlib.suppress(Exception):
+                    audit.record_now(platform, "store.sync", f"{package}/{name}", "error", err.message)
             return _failure(package, name, item.database, item.spec.name, err)
         if record:
             audit.record_now(platform, "store.sync", f"{package}/{name}", "ok", result.action)

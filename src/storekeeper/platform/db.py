@@ -19,9 +19,9 @@ def make_engine(url: str) -> Engine:
     """Create the platform database engine (SQLite gets WAL and a busy timeout for concurrent CLIs)."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise PlatformError(
-            f"database.url is not a valid database URL: {url!r}.",
+            "database.url is not a valid database URL (not shown: it may hold a password).",
             hint="storekeeper settings --set database.url postgresql+psycopg://USER:PASSWORD@HOST:PORT/DBNAME",
         ) from None
     if parsed.get_backend_name() == "sqlite":

@@ -92,6 +92,18 @@ def _clone(conn: psycopg.Connection[Any], template: str, copy: str, *, strategy:
         query = sql.SQL("{} STRATEGY {}").format(query, sql.SQL(strategy))
     deadline = time.monotonic() + IN_USE_RETRY_SECONDS
     delay = 0.05
+    # A shared lock on the template's key: clones run side by side, but never while
+    # another process (holding the exclusive lock in ensure_template) rebuilds it.
+    conn.execute("SELECT pg_advisory_lock_shared(%s)", (pg.lock_key(template),))
+    try:
+        _clone_retrying(conn, query, template, what, deadline, delay)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock_shared(%s)", (pg.lock_key(template),))
+
+
+def _clone_retrying(
+    conn: psycopg.Connection[Any], query: sql.Composable, template: str, what: str, deadline: float, delay: float
+) -> None:
     while True:
         try:
             conn.execute(query)

@@ -127,26 +127,23 @@ def fresh_copy(package: str, name: str) -> StoreCopy:
 
 def _copy_fixture(package: str, name: str) -> Iterator[StoreCopy]:
     with testing_mode():
-        engines.invalidate(package)  # handles made outside testing mode point at real stores
         copy = fresh_copy(package, name)
         try:
             yield copy
         finally:
-            from storekeeper import stores
-
+            # The copy stays until the next fresh copy replaces it (the old one is then
+            # renamed away and dropped in the background) or the session ends.
+            session_copies.add((package, name))
             engines.invalidate(package, name)
-            stores.drop_store(load_platform(), package, name)  # drops the copy (testing mode)
-            engines.invalidate(package)
 
 
 def _rollback_fixture(package: str, name: str) -> Iterator[StoreCopy]:
     from storekeeper import stores
 
     with testing_mode():
-        engines.invalidate(package)
         platform = load_platform()
         app_cls = _app_class(package)
-        handle = stores.resolve(platform, app_cls, name, "database")  # ensures the copy exists
+        handle = stores.resolve(platform, app_cls, name, "database")  # cached after the first test
         session_copies.add((package, name))
         connection = handle.engine.connect()
         outer = connection.begin()
@@ -159,16 +156,18 @@ def _rollback_fixture(package: str, name: str) -> Iterator[StoreCopy]:
             expires=float("inf"),
             service=handle.service,
             _sessionmaker=maker,
+            borrowed=True,
         )
-        engines.DATABASES[(package, name)] = joined
+        key = (package, name)
+        engines.DATABASES[key] = joined
         try:
             yield StoreCopy(
                 package=package, name=name, database=handle.url.database or "", engine=connection, url=handle.url,
                 sessionmaker=maker, mode="rollback", connection=connection,
             )
         finally:
-            if engines.DATABASES.get((package, name)) is joined:
-                del engines.DATABASES[(package, name)]
+            if engines.DATABASES.get(key) is joined:
+                engines.DATABASES[key] = handle  # the copy's own engine, warm for the next test
             if outer.is_active:
                 outer.rollback()
             connection.close()
