@@ -79,6 +79,14 @@ class _Keys(BaseSettings):
     engines_idle_timeout_seconds: int = Field(
         300, description="Pooled store connections idle this long are closed (0 keeps them open)."
     )
+    local_datadir: str | None = Field(
+        None,
+        description="Data directory of the local PostgreSQL server (storekeeper db init/start); default "
+        "<home>/pgdata, or /var/lib/storekeeper/<home id>/pgdata when run as root.",
+    )
+    local_password: str | None = Field(
+        None, description="The local server's superuser password, encrypted with the secret key. Secret."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -94,7 +102,7 @@ class _Keys(BaseSettings):
 
 _PENDING_FILE_VALUES: dict[str, Any] = {}
 #: Keys whose values are never shown in listings.
-SECRET_KEYS = frozenset({"secret_key"})
+SECRET_KEYS = frozenset({"secret_key", "local.password"})
 #: Keys holding a database URL, shown with the password masked.
 URL_KEYS = frozenset({"database.url"})
 
@@ -131,6 +139,8 @@ class Config:
     portal_port: int
     engines_revalidate_seconds: float
     engines_idle_timeout_seconds: int
+    local_datadir: str | None = None
+    local_password: str | None = field(default=None, repr=False)
 
     @property
     def config_file(self) -> Path:
@@ -260,6 +270,8 @@ def load_config(home: str | os.PathLike[str] | None = None, **overrides: Any) ->
         portal_port=keys.portal_port,
         engines_revalidate_seconds=keys.engines_revalidate_seconds,
         engines_idle_timeout_seconds=keys.engines_idle_timeout_seconds,
+        local_datadir=keys.local_datadir,
+        local_password=keys.local_password,
     )
 
 
@@ -270,8 +282,8 @@ def _hide_url_password(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    except (ArgumentError, ValueError):
+        return "<not a valid URL; hidden, as it may hold a password>"
 
 
 def describe(config: Config) -> list[dict[str, Any]]:

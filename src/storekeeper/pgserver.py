@@ -47,6 +47,8 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
+from storekeeper.errors import StorekeeperError
+
 __all__ = ["DEFAULT_SEARCH_ROOT", "LocalServer", "ServerError", "ServerStatus"]
 
 #: Where Debian and Ubuntu install each major version's server programs (``<root>/<major>/bin``).
@@ -75,22 +77,16 @@ _INSTALL_HINT = (
 _LOG_TAIL_LINES = 20
 
 
-class ServerError(Exception):
+class ServerError(StorekeeperError):
     """A private PostgreSQL server cannot be found, initialized, started or stopped.
 
     ``hint`` says what to do next; ``datadir`` is the data directory involved, if any.
     """
 
-    def __init__(self, message: str, *, hint: str | None = None, datadir: Path | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        self.datadir = datadir
+    status = 503
 
-    def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message}\nFix: {self.hint}"
-        return self.message
+    def __init__(self, message: str, *, hint: str | None = None, datadir: Path | None = None) -> None:
+        super().__init__(message, hint=hint, datadir=datadir)
 
 
 @dataclasses.dataclass(frozen=True)

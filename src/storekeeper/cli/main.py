@@ -239,6 +239,7 @@ def _print_result(r: object) -> None:
 
 from storekeeper.cli import apps as _apps  # noqa: E402
 from storekeeper.cli import audit as _audit  # noqa: E402
+from storekeeper.cli import localdb as _localdb  # noqa: E402
 from storekeeper.cli import portal as _portal  # noqa: E402
 from storekeeper.cli import services as _services  # noqa: E402
 from storekeeper.cli import stores as _stores  # noqa: E402
@@ -249,6 +250,10 @@ cli.add_typer(_apps.apps_cli, name="apps")
 cli.add_typer(_apps.app_settings_cli, name="app-settings")
 cli.add_typer(_stores.stores_cli, name="stores")
 cli.command("audit")(_audit.audit_command)
+db_cli.command("init")(_localdb.db_init)
+db_cli.command("start")(_localdb.db_start)
+db_cli.command("stop")(_localdb.db_stop)
+db_cli.command("status")(_localdb.db_status)
 cli.command("start")(_portal.start)
 cli.command("test", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_testing.test_command)
 

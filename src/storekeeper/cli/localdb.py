@@ -1,0 +1,77 @@
+"""``storekeeper db init | start | stop | status``: a local PostgreSQL server for this home."""
+
+from __future__ import annotations
+
+import typer
+
+from storekeeper.cli import render
+from storekeeper.cli.common import JsonOpt
+
+
+def _config():  # type: ignore[no-untyped-def]
+    from storekeeper.config import load_config
+
+    return load_config()
+
+
+def db_init(as_json: JsonOpt = False) -> None:
+    """Create the local PostgreSQL server's data directory (loopback only, password auth)."""
+    from storekeeper import localdb
+
+    srv, created = localdb.init(_config())
+    if as_json:
+        render.json_out({"created": created, "datadir": str(srv.datadir), "port": srv.port})
+    else:
+        render.ok(f"{'Initialized' if created else 'Already initialized:'} local PostgreSQL server in {srv.datadir}")
+
+
+def db_start(as_json: JsonOpt = False) -> None:
+    """Start the local PostgreSQL server (initializing it first if needed); a no-op when running."""
+    from storekeeper import localdb
+
+    _, started = localdb.start(_config())
+    st = localdb.status(_config())  # read again: a first start stored the new password
+    if as_json:
+        render.json_out({"started": started, **st})
+        return
+    render.ok(f"{'Started' if started else 'Already running:'} local PostgreSQL {st['version']} at {st['url']}")
+    if not st["postgis_available"]:
+        render.warn("PostGIS is not installed for these PostgreSQL binaries: spatial stores will fail "
+                    f"(Debian/Ubuntu: apt-get install postgresql-{str(st['version']).split('.')[0]}-postgis-3)")
+
+
+def db_stop(as_json: JsonOpt = False) -> None:
+    """Stop the local PostgreSQL server; a no-op when it is not running."""
+    from storekeeper import localdb
+
+    stopped = localdb.stop(_config())
+    if as_json:
+        render.json_out({"stopped": stopped})
+    else:
+        render.ok("Stopped the local PostgreSQL server" if stopped else "The local PostgreSQL server was not running")
+
+
+def db_status(as_json: JsonOpt = False) -> None:
+    """Show whether the local PostgreSQL server exists and runs, where, and whether PostGIS is available."""
+    from storekeeper import localdb
+
+    st = localdb.status(_config())
+    if as_json:
+        render.json_out(st)
+        return
+    render.fields(
+        {
+            "initialized": st["initialized"],
+            "running": st["running"],
+            "data directory": st["datadir"],
+            "url": st["url"],
+            "pid": st["pid"],
+            "version": st["version"],
+            "PostGIS available": st["postgis_available"],
+        },
+        title="Local PostgreSQL server",
+    )
+    if not st["initialized"]:
+        render.out.print("Create it with: storekeeper db init  (or storekeeper db start)")
+    if st["running"] is False and st["initialized"]:
+        raise typer.Exit(3)  # like pg_ctl status: scripts can test "is it running"

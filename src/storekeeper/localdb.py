@@ -1,0 +1,129 @@
+"""The local PostgreSQL server behind ``storekeeper db init | start | stop | status``.
+
+A PostgreSQL server whose data lives with the home, for development and the
+quick start, run from the binaries on the machine by
+:class:`storekeeper.pgserver.LocalServer`. It listens on loopback only, on
+5432 or a free port when that is taken, with password authentication; the
+generated superuser password is kept in the config, encrypted with the
+secret key (``local.password``).
+
+Where the data lives (``local.datadir`` overrides it): ``<home>/pgdata``; when
+run as root, ``/var/lib/storekeeper/<home id>/pgdata`` instead, because
+PostgreSQL refuses to run as root and the unprivileged ``postgres`` user it
+then runs as usually cannot enter root's home.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from storekeeper.config import Config, env_var, set_values
+from storekeeper.errors import ConfigError, StorekeeperError
+from storekeeper.pgserver import LocalServer
+
+ROOT_DATA_ROOT = Path("/var/lib/storekeeper")
+DEFAULT_PORT = 5432
+
+
+def datadir(config: Config) -> Path:
+    """Return the local server's data directory for this home."""
+    if config.local_datadir:
+        return Path(config.local_datadir).expanduser().absolute()
+    if os.geteuid() == 0:
+        home_id = hashlib.blake2b(str(config.home).encode(), digest_size=4).hexdigest()
+        return ROOT_DATA_ROOT / home_id / "pgdata"
+    return config.home / "pgdata"
+
+
+def _password(config: Config) -> str | None:
+    if not config.local_password:
+        return None
+    try:
+        return Fernet(config.fernet_key()).decrypt(config.local_password.encode()).decode()
+    except InvalidToken:
+        raise ConfigError(
+            "The local server's password (local.password) cannot be decrypted with the current secret key.",
+            hint=f"restore the old secret_key ({env_var('secret_key')}), or start over: remove {datadir(config)} "
+            "and run storekeeper db init",
+        ) from None
+
+
+def server(config: Config) -> LocalServer:
+    """Return the local server of this home (raise with the fix when it was never initialized)."""
+    password = _password(config)
+    if password is None:
+        raise StorekeeperError(
+            "There is no local PostgreSQL server for this home yet.",
+            hint="storekeeper db init",
+        )
+    return LocalServer(datadir(config), password=password, port=None)
+
+
+def init(config: Config) -> tuple[LocalServer, bool]:
+    """Create the local server's data directory (idempotent); return (server, created)."""
+    path = datadir(config)
+    password = _password(config)
+    if password is None:
+        if (path / "PG_VERSION").exists():
+            raise StorekeeperError(
+                f"{path} holds a PostgreSQL cluster, but this home has no password for it.",
+                hint=f"remove {path} (its data is lost) or set local.datadir to another place, then: storekeeper db init",
+            )
+        password = secrets.token_urlsafe(24)
+        token = Fernet(config.fernet_key()).encrypt(password.encode()).decode()
+        set_values(config.home, {"local.password": token})
+    if os.geteuid() == 0 and not config.local_datadir:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o755)
+        os.chmod(path.parent.parent, 0o755)
+    srv = LocalServer(path, password=password, port=None if _port_taken(DEFAULT_PORT) else DEFAULT_PORT)
+    created = srv.init()
+    return srv, created
+
+
+def _port_taken(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start(config: Config) -> tuple[LocalServer, bool]:
+    """Start the local server (initializing it first if needed); return (server, started now)."""
+    srv, _ = init(config)
+    started = srv.start()
+    return srv, started
+
+
+def stop(config: Config) -> bool:
+    """Stop the local server; False when it was not running (or never initialized)."""
+    if _password(config) is None:
+        return False
+    return server(config).stop()
+
+
+def status(config: Config) -> dict[str, Any]:
+    """Report whether the local server exists and runs, where, and whether PostGIS is available."""
+    path = datadir(config)
+    if _password(config) is None:
+        return {"initialized": False, "running": False, "datadir": str(path), "port": None, "pid": None,
+                "version": None, "postgis_available": None, "url": None}
+    srv = server(config)
+    st = srv.status()
+    return {
+        "initialized": st.initialized,
+        "running": st.running,
+        "datadir": str(st.datadir),
+        "port": st.port,
+        "pid": st.pid,
+        "version": st.version,
+        "postgis_available": st.postgis_available,
+        # Shown to users: never the password.
+        "url": f"postgresql://{srv.superuser}@{st.host}:{st.port}/postgres" if st.port else None,
+    }
