@@ -127,3 +127,22 @@ def status(config: Config) -> dict[str, Any]:
         # Shown to users: never the password.
         "url": f"postgresql://{srv.superuser}@{st.host}:{st.port}/postgres" if st.port else None,
     }
+
+
+def register_service(config: Config, platform: Any, name: str = "local") -> str:
+    """Register the running local server as a service (or update that service); return its name."""
+    from storekeeper import services
+    from storekeeper.errors import ServiceError
+
+    srv = server(config)
+    st = srv.status()
+    if not st.running or st.port is None:
+        raise StorekeeperError("The local PostgreSQL server is not running.", hint="storekeeper db start")
+    details = {"host": "127.0.0.1", "port": st.port, "username": srv.superuser, "password": srv.password}
+    try:
+        services.get_service(platform, name)
+    except ServiceError:
+        services.create_service(platform, name=name, **details)
+    else:
+        services.update_service(platform, name, **details)
+    return name

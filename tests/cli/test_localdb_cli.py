@@ -90,3 +90,14 @@ def test_settings_listing_masks_the_local_password(local_home, sk_home):
 def test_status_reports_postgis_availability(local_home, postgis_available):
     info = _json(local_home("db", "start", "--json"))
     assert info["postgis_available"] is postgis_available
+
+
+def test_start_can_register_the_server_as_a_service_that_works(local_home):
+    info = _json(local_home("db", "start", "--register-service", "local", "--json"))
+    assert info["service"] == "local"
+    shown = _json(local_home("services", "show", "local", "--json"))
+    assert shown["port"] == info["port"] and shown["host"] == "127.0.0.1"
+    report = _json(local_home("services", "test", "local", "--json"))
+    assert report["can_create_database"] is True
+    # Registering again (e.g. after the port changed) updates instead of failing.
+    assert _json(local_home("db", "start", "--register-service", "local", "--json"))["service"] == "local"

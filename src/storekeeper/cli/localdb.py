@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from storekeeper.cli import render
@@ -25,16 +27,28 @@ def db_init(as_json: JsonOpt = False) -> None:
         render.ok(f"{'Initialized' if created else 'Already initialized:'} local PostgreSQL server in {srv.datadir}")
 
 
-def db_start(as_json: JsonOpt = False) -> None:
+def db_start(
+    register_service: Annotated[
+        str | None, typer.Option("--register-service", metavar="NAME", help="Also register (or update) it as service NAME, e.g. local.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Start the local PostgreSQL server (initializing it first if needed); a no-op when running."""
     from storekeeper import localdb
 
     _, started = localdb.start(_config())
-    st = localdb.status(_config())  # read again: a first start stored the new password
+    config = _config()  # read again: a first start stored the new password
+    st = localdb.status(config)
+    if register_service:
+        from storekeeper.cli.common import platform
+
+        localdb.register_service(config, platform(), register_service)
     if as_json:
-        render.json_out({"started": started, **st})
+        render.json_out({"started": started, "service": register_service, **st})
         return
     render.ok(f"{'Started' if started else 'Already running:'} local PostgreSQL {st['version']} at {st['url']}")
+    if register_service:
+        render.ok(f'Registered it as service "{register_service}" (storekeeper services show {register_service})')
     if not st["postgis_available"]:
         render.warn("PostGIS is not installed for these PostgreSQL binaries: spatial stores will fail "
                     f"(Debian/Ubuntu: apt-get install postgresql-{str(st['version']).split('.')[0]}-postgis-3)")
