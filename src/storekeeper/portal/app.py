@@ -13,6 +13,7 @@ Routes:
 
 * ``/api/v1/...`` the REST API (``portal/api``); ``/docs`` its offline docs page, ``/openapi.json`` its schema;
 * ``/healthz`` public health check;
+* ``/admin/...`` the web admin (``portal/ui``), and ``/`` sends browsers there;
 * ``/apps/<package>/`` each installed app's own endpoints (``portal/mounts.py``).
 """
 
@@ -36,6 +37,7 @@ from storekeeper.portal.docs import install_docs
 from storekeeper.portal.mounts import URL_PREFIX, mount_app_endpoints
 from storekeeper.portal.problems import install_handlers
 from storekeeper.portal.state import PortalState
+from storekeeper.portal.ui import install_ui
 
 #: Seconds a stopping worker waits for its running jobs before leaving them to be marked lost.
 SHUTDOWN_GRACE = 20.0
@@ -95,7 +97,7 @@ def _recover(portal: PortalState) -> None:
 
 
 def create_app(config: Config | None = None) -> FastAPI:
-    """Build the portal: REST API, health check, docs page and apps' own endpoints."""
+    """Build the portal: web admin, REST API, health check, docs page and apps' own endpoints."""
     portal = PortalState(config or load_config())
 
     @asynccontextmanager
@@ -120,6 +122,7 @@ def create_app(config: Config | None = None) -> FastAPI:
     app.add_middleware(_SecurityHeaders)
     app.include_router(health.router)
     app.include_router(api_router)
+    install_ui(app)
     mount_app_endpoints(app, portal)
     install_docs(app)
     return app

@@ -1,0 +1,26 @@
+"""``/admin/``: the installed apps and their state (configured? every store ready?)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from storekeeper import apps, services
+from storekeeper.portal.deps import PlatformDep
+from storekeeper.portal.ui.deps import PageUser
+from storekeeper.portal.ui.pages import PREFIX, PageRoute, render
+
+router = APIRouter(route_class=PageRoute)
+
+
+@router.get("/")
+def home(request: Request, platform: PlatformDep, _: PageUser) -> HTMLResponse:
+    """List the apps with their state, and the entry points that failed to load."""
+    infos, problems = apps.list_apps(platform)
+    return render(request, "home.html", section="home", apps=infos, problems=problems,
+                  services=services.list_services(platform))
+
+
+@router.get("/apps")
+def apps_index() -> RedirectResponse:
+    return RedirectResponse(f"{PREFIX}/", status_code=307)

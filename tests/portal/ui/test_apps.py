@@ -1,0 +1,90 @@
+"""The app page: assign services with the dropdowns, sync (a job, shown live and after reload), drop stores."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from storekeeper import apps, stores
+from storekeeper.portal import jobs
+from tests.portal.ui.conftest import Web, text
+
+SETTINGS = ("example_db", "spatial_db", "temp_db", "primary", "creator")
+
+
+def _wait_for_job(platform, job_id: str, timeout: float = 60) -> jobs.JobInfo:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = jobs.get_job(platform, job_id)
+        if job.finished:
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+
+
+def _assign_all(web: Web, service: str) -> None:
+    for setting in SETTINGS:
+        web.get("/admin/apps/my_first_app")
+        response = web.post(f"/admin/apps/my_first_app/settings/{setting}", {"service": service})
+        assert response.status_code == 303, response.text[:1000]
+
+
+def test_choosing_a_service_in_the_dropdown_assigns_it(admin_web, service, platform):
+    _assign_all(admin_web, service)
+    info = apps.get_app(platform, "my_first_app")
+    assert {s.name: s.service for s in info.settings} == dict.fromkeys(SETTINGS, service)
+    page = admin_web.get("/admin/apps/my_first_app").text
+    assert "configured" in page and "not configured" not in page
+
+
+def test_choosing_none_unassigns_a_setting(admin_web, my_first_app, platform):
+    admin_web.get("/admin/apps/my_first_app")
+    response = admin_web.post("/admin/apps/my_first_app/settings/creator", {"service": ""})
+    assert 'Setting "creator" has no service now' in text(admin_web.follow(response))
+    assert next(s for s in apps.list_settings(platform, "my_first_app") if s.name == "creator").service is None
+
+
+def test_assigning_an_unknown_service_shows_the_core_error(admin_web, my_first_app):
+    admin_web.get("/admin/apps/my_first_app")
+    response = admin_web.post("/admin/apps/my_first_app/settings/example_db", {"service": "nope"})
+    assert response.status_code == 404
+    assert 'Service "nope" does not exist' in text(response) and "Fix" in response.text
+
+
+def test_sync_starts_a_job_and_the_page_shows_each_stores_result(admin_web, my_first_app, platform,
+                                                                   postgis_available):
+    admin_web.get("/admin/apps/my_first_app")
+    response = admin_web.post("/admin/apps/my_first_app/sync")
+    assert response.status_code == 303
+    job_id = re.search(r"\?job=([0-9a-f]+)", response.headers["location"]).group(1)
+    page = admin_web.follow(response).text
+    assert f'data-job-url="/api/v1/jobs/{job_id}"' in page
+    job = _wait_for_job(platform, job_id)
+    assert job.actor == "user:admin"
+    page = admin_web.get("/admin/apps/my_first_app").text  # the newest job, after a reload
+    assert 'data-job-status="' + job.status + '"' in page
+    assert '<tr data-store="example_db">' in page
+    assert re.search(r'data-store="example_db">.*?badge-ok">ready', page, re.DOTALL)
+    assert re.search(r'id="setting-example_db".*?badge-ok">initialized', page, re.DOTALL)
+    if postgis_available:
+        assert job.status == "succeeded", job
+
+
+def test_the_job_api_the_page_polls_answers_the_session(admin_web, my_first_app, platform):
+    admin_web.get("/admin/apps/my_first_app")
+    location = admin_web.post("/admin/apps/my_first_app/sync", {"store": "temp_db"}).headers["location"]
+    job_id = location.split("job=")[1].split("#")[0]
+    _wait_for_job(platform, job_id)
+    polled = admin_web.client.get(f"/api/v1/jobs/{job_id}")
+    assert polled.status_code == 200
+    assert [r["store"] for r in polled.json()["results"]] == ["temp_db"]
+
+
+def test_dropping_a_dynamic_store_after_confirming(admin_web, my_first_app, platform):
+    stores.create_store(platform, "my_first_app", "scratch", "primary")
+    page = admin_web.get("/admin/apps/my_first_app").text
+    assert "/admin/apps/my_first_app/stores/scratch/drop" in page
+    admin_web.get("/admin/apps/my_first_app/stores/scratch/drop")
+    response = admin_web.post("/admin/apps/my_first_app/stores/scratch/drop")
+    assert 'Store "scratch" dropped' in text(admin_web.follow(response))
+    assert not stores.store_exists(platform, "my_first_app", "scratch")

@@ -1,0 +1,166 @@
+"""Who may do what in the web admin: sign-in redirects, CSRF, viewers' 403s, no secret on any page."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy.engine import make_url
+
+from storekeeper import audit, services
+from storekeeper.portal import auth
+from tests.portal.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
+from tests.portal.ui.conftest import admin_routes
+
+#: Posts a viewer may make: they change nothing.
+VIEWER_MAY = {("POST", "/admin/logout"), ("POST", "/admin/services/local/test"), ("POST", "/admin/login")}
+#: Pages anyone may see.
+PUBLIC = {("GET", "/admin/login"), ("POST", "/admin/login"), ("GET", "/admin"), ("GET", "/admin/apps")}
+
+
+def test_every_page_redirects_to_sign_in_without_a_session(anon_web, portal_app):
+    routes = [(m, p) for m, p in admin_routes() if (m, p) not in PUBLIC]
+    assert len(routes) > 15
+    for method, path in routes:
+        response = anon_web.client.request(method, path)
+        assert response.status_code == 303, (method, path, response.status_code)
+        location = urlsplit(response.headers["location"])
+        assert location.path == "/admin/login", (method, path)
+        if method == "GET":
+            assert parse_qs(location.query)["next"] == [path]
+
+
+def test_sign_in_returns_to_the_page_asked_for(anon_web, admin_user):
+    login = anon_web.get("/admin/audit")
+    assert login.headers["location"] == "/admin/login?next=%2Fadmin%2Faudit"
+    anon_web.get(login.headers["location"])
+    response = anon_web.post("/admin/login", {"username": "admin", "password": ADMIN_PASSWORD, "next": "/admin/audit"})
+    assert response.headers["location"] == "/admin/audit"
+    assert anon_web.get("/admin/audit").status_code == 200
+
+
+def test_sign_in_never_redirects_off_the_admin(anon_web, admin_user):
+    anon_web.get("/admin/login")
+    for target in ("https://evil.example/", "//evil.example/admin/", "/api/v1/apps"):
+        response = anon_web.post("/admin/login", {"username": "admin", "password": ADMIN_PASSWORD, "next": target})
+        assert response.headers["location"] == "/admin/", target
+
+
+def test_a_wrong_password_shows_the_form_again_with_a_401(anon_web, admin_user):
+    anon_web.get("/admin/login")
+    response = anon_web.post("/admin/login", {"username": "admin", "password": "wrong-password"})
+    assert response.status_code == 401
+    assert "Wrong username or password" in response.text
+    assert 'value="admin"' in response.text and "wrong-password" not in response.text
+    assert auth.SESSION_COOKIE not in response.cookies
+
+
+def test_failed_sign_ins_are_throttled_with_a_message(anon_web, admin_user):
+    anon_web.get("/admin/login")
+    for _ in range(auth.MAX_FAILURES):
+        assert anon_web.post("/admin/login", {"username": "admin", "password": "wrong-password"}).status_code == 401
+    response = anon_web.post("/admin/login", {"username": "admin", "password": ADMIN_PASSWORD})
+    assert response.status_code == 429
+    assert "Too many failed sign-ins" in response.text and "wait" in response.text
+    assert 0 < int(response.headers["retry-after"]) <= auth.BLOCK_SECONDS
+
+
+def test_every_post_without_a_csrf_token_is_refused(admin_web, portal_app, service):
+    posts = [(m, p) for m, p in admin_routes() if m == "POST"]
+    assert len(posts) >= 12
+    for _, path in posts:
+        response = admin_web.post(path, {"service": service, "name": "x", "password": "long-enough-1"}, csrf=False)
+        assert response.status_code == 403, (path, response.status_code)
+        assert "CSRF" in response.text and "reload the page" in response.text
+    # Nothing was changed, and the session survived.
+    assert services.get_service(portal_app.state.portal.platform(), service).name == service
+    assert admin_web.get("/admin/").status_code == 200
+
+
+def test_a_csrf_token_of_another_browser_is_refused(admin_web, anon_web, portal_app, admin_user, responses):
+    from tests.portal.conftest import TestClient
+    from tests.portal.ui.conftest import Web
+
+    with TestClient(portal_app, follow_redirects=False) as other_client:
+        other = Web(other_client)
+        other.get("/admin/login")
+        stolen = other.csrf
+    response = admin_web.post("/admin/users", {"username": "mallory", "password": "long-enough-1",
+                                               "csrf_token": stolen or ""})
+    assert response.status_code == 403
+
+
+def test_a_sign_in_without_a_csrf_token_is_refused(anon_web, admin_user):
+    response = anon_web.post("/admin/login", {"username": "admin", "password": ADMIN_PASSWORD}, csrf=False)
+    assert response.status_code == 403
+    assert auth.SESSION_COOKIE not in response.cookies
+
+
+def test_a_viewer_gets_a_403_page_for_every_change(viewer_web, portal_app, my_first_app, platform):
+    changes = [(m, p) for m, p in admin_routes() if m == "POST" and (m, p) not in VIEWER_MAY]
+    assert len(changes) >= 10
+    before = len(audit.list_events(platform, limit=1000))
+    for _, path in changes:
+        viewer_web.get("/admin/")
+        response = viewer_web.post(path, {"service": "local", "name": "x", "password": "long-enough-1",
+                                          "username": "x", "role": "admin", "active": "0"})
+        assert response.status_code == 403, (path, response.status_code, response.text[:500])
+        assert "is a viewer" in response.text and "admin" in response.text
+    assert len(audit.list_events(platform, limit=1000)) == before
+
+
+def test_a_viewer_may_test_a_service_and_sign_out(viewer_web, service):
+    viewer_web.get(f"/admin/services/{service}")
+    assert viewer_web.post(f"/admin/services/{service}/test").status_code == 200
+    response = viewer_web.post("/admin/logout")
+    assert response.headers["location"] == "/admin/login"
+    assert viewer_web.get("/admin/").status_code == 303
+
+
+def test_signing_out_ends_the_session(admin_web):
+    admin_web.get("/admin/")
+    admin_web.post("/admin/logout")
+    assert admin_web.get("/admin/").status_code == 303
+
+
+def test_a_disabled_users_session_ends(viewer_web, platform):
+    from storekeeper import users
+
+    users.update_user(platform, "viewer", active=False)
+    assert viewer_web.get("/admin/").status_code == 303
+
+
+def test_the_service_password_is_never_on_a_page(admin_web, my_first_app, service, pg_admin_url):
+    password = make_url(pg_admin_url).password
+    assert password
+    pages = ["/admin/", "/admin/services", f"/admin/services/{service}", "/admin/apps/my_first_app",
+             "/admin/audit", "/admin/users"]
+    for page in pages:
+        assert password not in admin_web.get(page).text, page
+    admin_web.get(f"/admin/services/{service}")
+    tested = admin_web.post(f"/admin/services/{service}/test")
+    assert tested.status_code == 200 and password not in tested.text
+    # A failed save shows the form again without the password typed into it.
+    failed = admin_web.post(f"/admin/services/{service}", {"host": "h", "port": "nope", "username": "u",
+                                                            "maintenance_db": "postgres", "password": password,
+                                                            "connect_timeout": "10", "pool_size": "3"})
+    assert failed.status_code == 400 and password not in failed.text
+    # The anon/admin fixtures also check every response (bodies and headers) for it.
+
+
+def test_passwords_of_users_are_never_on_a_page(admin_web, viewer_user):
+    html = admin_web.get("/admin/users").text
+    assert VIEWER_PASSWORD not in html and ADMIN_PASSWORD not in html
+    assert "argon2" not in html
+
+
+def test_session_and_flash_cookies_are_httponly(anon_web, admin_user):
+    anon_web.get("/admin/login")
+    response = anon_web.post("/admin/login", {"username": "admin", "password": ADMIN_PASSWORD})
+    cookies = response.headers.get_list("set-cookie")
+    assert cookies and all("httponly" in c.lower() for c in cookies)
+    assert all("samesite=lax" in c.lower() for c in cookies)
+
+
+def test_a_signed_in_visit_to_the_login_page_goes_home_not_round_in_circles(admin_web):
+    response = admin_web.get("/admin/login?next=%2Fadmin%2Flogin")
+    assert response.headers["location"] == "/admin/"
