@@ -16,9 +16,11 @@ code calls it *config*, because a *setting* is a socket an app declares.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import secrets as _secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,17 +202,33 @@ def read_file(home: Path) -> dict[str, Any]:
     return _flatten(data)
 
 
-def write_file(home: Path, values: Mapping[str, Any]) -> None:
-    """Write ``values`` (dotted keys) to the config file, readable by its owner only."""
+def write_file(home: Path, values: Mapping[str, Any], *, only_if_missing: bool = False) -> bool:
+    """Write ``values`` (dotted keys) to the config file, readable by its owner only.
+
+    With ``only_if_missing`` the file is created only if there is none yet (atomically:
+    of several processes creating a fresh home at once, exactly one wins); returns
+    whether this call wrote it.
+    """
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = home / CONFIG_FILE
-    tmp = path.with_suffix(".tmp")
-    # Create with 0600 from the start so the secret key is never readable by others.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(_nest(values), fh, default_flow_style=False, sort_keys=True)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    # A private temporary file per writer, created 0600 from the start so the secret
+    # key is never readable by others, then moved into place in one step.
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=home)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            yaml.safe_dump(_nest(values), fh, default_flow_style=False, sort_keys=True)
+        os.chmod(tmp, 0o600)
+        if only_if_missing:
+            try:
+                os.link(tmp, path)  # fails if another process created the file first
+            except FileExistsError:
+                return False
+            return True
+        os.replace(tmp, path)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def check_key(key: str) -> str:
@@ -243,8 +261,11 @@ def load_config(home: str | os.PathLike[str] | None = None, **overrides: Any) ->
     root = home_dir(home)
     file_values = read_file(root)
     if not file_values.get("secret_key") and not os.environ.get(env_var("secret_key")):
+        fresh = not (root / CONFIG_FILE).exists()
         file_values["secret_key"] = base64.urlsafe_b64encode(_secrets.token_bytes(32)).decode()
-        write_file(root, file_values)
+        if not write_file(root, file_values, only_if_missing=fresh):
+            # Another process created the home at the same moment: use its key, never a second one.
+            file_values = read_file(root)
     flat = {KEYS[k][0]: v for k, v in file_values.items() if k in KEYS}
     _PENDING_FILE_VALUES.clear()
     _PENDING_FILE_VALUES.update(flat)

@@ -181,3 +181,26 @@ def test_unreadable_yaml_names_the_file(home: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config()
     assert "config.yml" in str(info.value)
+
+
+def test_processes_creating_a_fresh_home_at_once_agree_on_one_secret_key(tmp_path):
+    """Several processes loading a new home together must not each keep their own key."""
+    import subprocess
+    import sys
+
+    import time
+
+    home = tmp_path / "racehome"
+    start_at = time.time() + 2.0  # every process imports first, then all start together
+    code = (
+        "import time\nfrom storekeeper.config import load_config\n"
+        f"time.sleep(max(0.0, {start_at!r} - time.time()))\n"
+        f"print(load_config({str(home)!r}).secret_key)"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(8)]
+    keys = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(keys) == 1
+    from storekeeper.config import load_config
+
+    assert load_config(home).secret_key in keys
+    assert not list(home.glob("*.tmp"))
