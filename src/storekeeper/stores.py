@@ -172,6 +172,24 @@ def _wrong_kind(app: str, name: str, kind: str) -> SettingError:
     )
 
 
+def _connection_for_store(app: App, connection_name: str, store: str) -> Setting:
+    """Return the assigned connection setting a store is created through; refuse a store name it owns."""
+    conn_row = _setting(app, connection_name)
+    if conn_row.kind != CONNECTION:
+        raise _wrong_kind(app.package, connection_name, conn_row.kind)
+    if conn_row.service is None:
+        raise SettingError.unassigned(app.package, connection_name)
+    clash = next((s for s in app.settings if s.name == store), None)
+    if clash is not None and clash.kind != DATABASE:
+        raise StoreError(
+            f'App "{app.package}" already has a connection setting named "{store}"; a store cannot share its name.',
+            hint="choose another store name",
+            app=app.package,
+            setting=store,
+        )
+    return conn_row
+
+
 def _target(platform: Platform, app: App, row: Setting) -> _Target:
     if row.service is None:
         raise SettingError.unassigned(app.package, row.name)
@@ -413,7 +431,7 @@ def _provision(platform: Platform, target: _Target, *, refresh: bool, force_firs
                 if not backend.marker(conn, target.database).exists:
                     # Nothing was made: forget the intent, or a later sync would take a database
                     # someone else creates under this name for a half-made store of ours.
-                    _set_state(platform, target.setting_id, state=ABSENT, last_error=str(err).splitlines()[0])
+                    _set_state(platform, target.setting_id, state=ABSENT, last_error=pg._first_line(err))
                 raise
             first_time = True
             if action != "recreated":
@@ -572,7 +590,7 @@ def sync_stores(
         except Exception as exc:
             # One store's failure, whatever it is (a dropped connection too), never stops the others.
             err = exc if isinstance(exc, StorekeeperError) else StoreError(
-                f"Syncing {item.what} failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                f"Syncing {item.what} failed: {type(exc).__name__}: {pg._first_line(exc)}",
                 hint=f"storekeeper services test {item.spec.name}; then run the sync again",
             )
             if record:
@@ -643,19 +661,8 @@ def create_store(
         try:
             with platform.session() as session:
                 app = _app(session, package)
-                conn_row = _setting(app, connection_name)
-                if conn_row.kind != CONNECTION:
-                    raise _wrong_kind(package, connection_name, conn_row.kind)
-                if conn_row.service is None:
-                    raise SettingError.unassigned(package, connection_name)
+                conn_row = _connection_for_store(app, connection_name, name)
                 row = next((s for s in app.settings if s.name == name), None)
-                if row is not None and row.kind != DATABASE:
-                    raise StoreError(
-                        f'App "{package}" already has a connection setting named "{name}"; a store cannot share its name.',
-                        hint="choose another store name",
-                        app=package,
-                        setting=name,
-                    )
                 if row is None:
                     row = Setting(
                         name=name, kind=DATABASE, dynamic=True, required=False, description="",
@@ -716,18 +723,7 @@ def _create_test_store(
             target = _target(platform, app, row)
         else:
             check_name(connection_name, what="setting")
-            conn_row = _setting(app, connection_name)
-            if conn_row.kind != CONNECTION:
-                raise _wrong_kind(package, connection_name, conn_row.kind)
-            if conn_row.service is None:
-                raise SettingError.unassigned(package, connection_name)
-            if row is not None and row.kind != DATABASE:
-                raise StoreError(
-                    f'App "{package}" already has a connection setting named "{name}"; a store cannot share its name.',
-                    hint="choose another store name",
-                    app=package,
-                    setting=name,
-                )
+            conn_row = _connection_for_store(app, connection_name, name)
             if row is not None and row.service is not None:
                 target = _target(platform, app, row)
             else:
