@@ -65,6 +65,8 @@ def test_stop_twice_is_not_an_error_and_status_exits_3_when_stopped(local_home):
 
 def test_start_picks_another_port_when_5432_is_taken(local_home):
     holder = socket.socket()
+    # A server a previous test stopped leaves the port in TIME_WAIT; that must not count as taken.
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         holder.bind(("127.0.0.1", 5432))
         holder.listen()
