@@ -24,8 +24,8 @@ from storekeeper.platform import Platform, db, load_platform, reset_platform
 
 pytest_plugins = ["tests.pg_server"]
 
-#: Database-name prefixes of the apps in tests/apps; tests drop these freely.
-TEST_APP_PREFIXES = ("my_first_app_", "bench_app_", "flaky_app_", "rows_app_")
+#: Database-name prefixes of the apps in tests/apps and examples/; tests drop these freely.
+TEST_APP_PREFIXES = ("my_first_app_", "bench_app_", "flaky_app_", "rows_app_", "links_", "stream_gages_")
 SERVICE = "local"
 
 

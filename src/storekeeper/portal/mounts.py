@@ -19,7 +19,7 @@ Example (in the app's package)::
         router = router
 
 Until every required setting has a service and every assigned store is
-initialized, requests get 503 with a problem document telling the admin what to
+initialized (in testing mode: every required setting has a service), requests get 503 with a problem document telling the admin what to
 assign and sync. Readiness is checked on the platform database and, once
 ready, trusted for ``engines.revalidate_seconds`` (the same bound the store
 engines' cache uses), so a ready app's requests cost no platform query.
@@ -39,6 +39,7 @@ from storekeeper.errors import AppError, StorekeeperError
 from storekeeper.platform.models import DATABASE
 from storekeeper.portal.problems import error_response
 from storekeeper.portal.state import PortalState
+from storekeeper.testing.names import testing_mode
 
 if TYPE_CHECKING:
     from storekeeper.apps import AppInfo
@@ -54,7 +55,10 @@ def not_ready_error(info: AppInfo) -> AppError | None:
         return None
     live = [s for s in info.settings if not s.orphaned and not s.dynamic]
     unassigned = [s.name for s in live if s.required and not s.service]
-    unsynced = [s.name for s in live if s.kind == DATABASE and s.service and s.state != "initialized"]
+    # In testing mode the app runs on test copies (made by the fixtures), not the real stores.
+    unsynced = [] if testing_mode() else [
+        s.name for s in live if s.kind == DATABASE and s.service and s.state != "initialized"
+    ]
     if not unassigned and not unsynced:
         return None
     package = info.package

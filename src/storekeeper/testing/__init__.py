@@ -18,10 +18,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["StoreCopy", "persistent_store"]
+__all__ = ["PortalClient", "StoreCopy", "persistent_store", "portal_client"]
+_CLIENT = ("PortalClient", "portal_client")
 
 
 def __getattr__(name: str) -> Any:
+    if name in _CLIENT:
+        from storekeeper.testing import client
+
+        return getattr(client, name)
     if name in __all__:
         from storekeeper.testing import fixtures
 
