@@ -23,7 +23,6 @@ is written to the platform database. Requests without it, or with any other
 token, go through the portal's real authentication.
 """
 
-from __future__ import annotations
 
 import secrets
 import warnings

@@ -1,0 +1,54 @@
+"""The Stream Gages app class: its persistent store settings and its endpoints.
+
+Settings (assign a service to each, then ``storekeeper syncstores stream_gages``):
+
+``stream_gages_db``
+    spatial database ``stream_gages_stream_gages_db`` holding the gages;
+    initialized by :func:`stream_gages.model.init_stream_gages_db`. Required.
+``scenarios``
+    connection setting through which scenario stores are created at run time
+    (``stream_gages_scenario_<name>``). Optional: without it the scenario
+    endpoints answer 409 naming the setting to assign.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from fastapi import APIRouter
+
+from storekeeper import AppBase
+from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting
+from stream_gages.routes import PRIMARY_DB, SCENARIOS, build_router
+
+
+class App(AppBase):
+    """Stream gages on a map, in a PostGIS store, with scenario stores made on demand."""
+
+    name = "Stream Gages"
+    package = "stream_gages"
+    description = "Stream gages in a spatial store: GeoJSON API, offline map, scenario stores created at run time."
+    #: Served by the portal at /apps/stream_gages/ (set below, once the class exists).
+    router: ClassVar[APIRouter]
+
+    def persistent_store_settings(
+        self,
+    ) -> Iterable[PersistentStoreDatabaseSetting | PersistentStoreConnectionSetting]:
+        return (
+            PersistentStoreDatabaseSetting(
+                name=PRIMARY_DB,
+                description="The stream gages: points in WGS 84 with a reading.",
+                initializer="stream_gages.model.init_stream_gages_db",
+                spatial=True,
+                required=True,
+            ),
+            PersistentStoreConnectionSetting(
+                name=SCENARIOS,
+                description="Creates a spatial scenario store per scenario (POST /apps/stream_gages/scenarios).",
+                required=False,
+            ),
+        )
+
+
+App.router = build_router(App)
