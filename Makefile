@@ -1,4 +1,4 @@
-# Two entry points: `make run` (set up a home and show the CLI) and `make test`.
+# Two entry points: `make run` (set everything up and serve the portal) and `make test`.
 # Each creates .venv itself, so both work on a fresh clone.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -7,15 +7,18 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test bench clean
 
-$(STAMP): pyproject.toml tests/apps/pyproject.toml
+EXAMPLES := examples/links examples/stream_gages
+
+$(STAMP): pyproject.toml tests/apps/pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]' -e tests/apps
+	$(BIN)/python -m pip install -q -e '.[test,local]' -e tests/apps $(addprefix -e ,$(EXAMPLES))
 	touch $(STAMP)
 
+# PostgreSQL + PostGIS from apt when possible, then quickstart (resumable; Ctrl-C stops the portal).
 run: $(STAMP)
-	$(BIN)/storekeeper db upgrade
-	$(BIN)/storekeeper --help
+	bash scripts/install-postgres.sh
+	$(BIN)/storekeeper quickstart $(QUICKSTART_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -27,6 +27,8 @@ pytest_plugins = ["tests.pg_server"]
 #: Database-name prefixes of the apps in tests/apps and examples/; tests drop these freely.
 TEST_APP_PREFIXES = ("my_first_app_", "bench_app_", "flaky_app_", "rows_app_", "links_", "stream_gages_")
 SERVICE = "local"
+#: Every app the test environment installs: tests/apps and the examples.
+INSTALLED_APPS = {"bench_app", "flaky_app", "my_first_app", "rows_app", "links", "stream_gages"}
 
 
 def _admin_params(url: str) -> dict[str, object]:

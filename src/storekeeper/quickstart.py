@@ -159,7 +159,7 @@ def _choose_service(config: Config, platform: Any, wanted: str | None, report: C
 def _postgis_hint(config: Config, platform: Any, service: str) -> str:
     version = None
     try:
-        version = services.test_service(platform, service).get("version")
+        version = services.test_service(platform, service).get("server_version")
     except StorekeeperError:
         pass
     major = str(version).split(".")[0] if version else "<major>"

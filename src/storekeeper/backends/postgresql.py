@@ -218,10 +218,12 @@ class PostgresBackend:
             try:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
             except (pgerrors.UndefinedFile, pgerrors.FeatureNotSupported):
+                major = conn.info.server_version // 10000  # e.g. 150018 -> 15
                 raise StoreError(
-                    f"Cannot make spatial {what}: the PostGIS extension is not installed on {self.spec.where}.",
-                    hint="install PostGIS on the database server (Debian/Ubuntu: apt-get install "
-                    "postgresql-<major>-postgis-3), then run the sync again",
+                    f"Cannot make spatial {what}: the PostGIS extension is not installed on {self.spec.where} "
+                    f"(PostgreSQL {major}).",
+                    hint=f"install PostGIS for PostgreSQL {major} on the database server (Debian/Ubuntu: "
+                    f"apt-get install postgresql-{major}-postgis-3), then run the sync again",
                     service=self.spec.name,
                 ) from None
             except pgerrors.InsufficientPrivilege:

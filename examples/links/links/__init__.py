@@ -1,0 +1,1 @@
+"""links: an example storekeeper app serving a JSON API of saved links at /apps/links/links."""
