@@ -44,7 +44,7 @@ class Step:
     """One thing quickstart did (``done``), found already done (``already``), or could not do."""
 
     name: str
-    status: str  # done | already | skipped | warning | failed
+    status: str  # done | already | skipped | warning | failed (| working: progress, not recorded)
     detail: str
     hint: str | None = None
 
@@ -211,6 +211,8 @@ def run(
         installed, _ = discovery.installed_apps(reload=True)
         missing = [p for p in EXAMPLE_APPS if p not in installed]
         if missing:
+            if on_step is not None:  # progress only: pip takes a while
+                on_step(Step("example apps", "working", f"Installing {', '.join(missing)} with pip…"))
             install_examples(missing, examples_source or examples_dir())
             installed, _ = discovery.installed_apps(reload=True)
             still = [p for p in missing if p not in installed]

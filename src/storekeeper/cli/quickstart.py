@@ -43,7 +43,7 @@ def quickstart(
         check_port_free(host, port)  # before changing anything
 
     marks = {"done": "[green]✓[/green]", "already": "[green]✓[/green]", "skipped": "[dim]-[/dim]",
-             "warning": "[yellow]![/yellow]", "failed": "[red]✗[/red]"}
+             "warning": "[yellow]![/yellow]", "failed": "[red]✗[/red]", "working": "[dim]…[/dim]"}
 
     def show(step: qs.Step) -> None:
         if as_json:
