@@ -19,6 +19,7 @@ Routes:
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -103,6 +104,10 @@ def create_app(config: Config | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_recover, portal)
+        # Everything loaded so far lives as long as the worker: move it out of the
+        # collector's reach, so full collections stop pausing requests for ~100 ms.
+        gc.collect()
+        gc.freeze()
         yield
         await run_in_threadpool(jobs.wait_for_jobs, SHUTDOWN_GRACE)
         portal.close()

@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 
 from storekeeper import audit, users
 from storekeeper.config import Config
@@ -174,20 +174,26 @@ def authenticate_token(platform: Platform, token: str) -> Principal | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     digest = hash_token(token)
-    with platform.session() as session:
-        found = session.execute(
-            select(ApiToken, User).join(ApiToken.user).where(ApiToken.token_hash == digest)
-        ).first()
+    # Plain columns through Core, not ORM objects: this runs on every signed-in API request.
+    stmt = (
+        select(ApiToken.id, ApiToken.token_hash, ApiToken.revoked, ApiToken.last_used_at,
+               User.username, User.role, User.active)
+        .join(User, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == digest)
+    )
+    with platform.engine.connect() as conn:
+        found = conn.execute(stmt).first()
         if found is None:
             return None
-        row, user = found
+        token_id, stored_hash, revoked, last_used_at, username, role, active = found
         # The lookup is by hash; compare again in constant time so timing says nothing about near misses.
-        if row.revoked or not user.active or not hmac.compare_digest(row.token_hash, digest):
+        if revoked or not active or not hmac.compare_digest(stored_hash, digest):
             return None
         now = utcnow()
-        if row.last_used_at is None or _aware(row.last_used_at) < now - LAST_USED_RESOLUTION:
-            row.last_used_at = now
-        return Principal(user.username, user.role, "token", row.id)
+        if last_used_at is None or _aware(last_used_at) < now - LAST_USED_RESOLUTION:
+            conn.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
+            conn.commit()
+    return Principal(username, role, "token", token_id)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -101,7 +101,9 @@ class ReadinessGate:
         self.portal.remember(self.key, True, self.portal.config.engines_revalidate_seconds)
 
     async def dependency(self, request: Request) -> None:
-        await run_in_threadpool(self.check)
+        # Once ready, the answer is cached: skip the hop to a worker thread (about 0.1 ms a request).
+        if not self.portal.cached(self.key):
+            await run_in_threadpool(self.check)
 
 
 class _GatedASGI:
@@ -114,7 +116,8 @@ class _GatedASGI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             try:
-                await run_in_threadpool(self.gate.check)
+                if not self.gate.portal.cached(self.gate.key):
+                    await run_in_threadpool(self.gate.check)
             except StorekeeperError as err:
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1013})  # try again later
