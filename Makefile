@@ -23,9 +23,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# bench/links_load.py also needs wrk (Debian: apt-get install wrk) and the bench extra.
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/run.py --json-out bench/results/core.json
 	$(BIN)/python bench/copies.py --json-out bench/results/copies.json
+	$(BIN)/python bench/links_load.py --json-out bench/results/links.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache
