@@ -1,34 +1,43 @@
 # Two entry points: `make run` (set everything up and serve the portal) and `make test`.
-# Each creates .venv itself, so both work on a fresh clone.
-PYTHON ?= python3
-VENV   ?= .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Each creates its own virtual environment, so both work on a fresh clone:
+#   .venv       storekeeper (with the embedded PostgreSQL fallback) and the example apps
+#   .venv-test  the same plus the test tools and the sample apps of tests/apps
+PYTHON   ?= python3
+VENV     ?= .venv
+TEST_VENV ?= .venv-test
+BIN      := $(VENV)/bin
+TEST_BIN := $(TEST_VENV)/bin
+EXAMPLES := examples/links examples/stream_gages
+EXAMPLE_PROJECTS := $(addsuffix /pyproject.toml,$(EXAMPLES))
 
 .PHONY: run test bench clean
 
-EXAMPLES := examples/links examples/stream_gages
-
-$(STAMP): pyproject.toml tests/apps/pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES))
+$(VENV)/.installed: pyproject.toml $(EXAMPLE_PROJECTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,local]' -e tests/apps $(addprefix -e ,$(EXAMPLES))
-	touch $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[local]' $(addprefix -e ,$(EXAMPLES))
+	touch $@
+
+$(TEST_VENV)/.installed: pyproject.toml tests/apps/pyproject.toml $(EXAMPLE_PROJECTS)
+	$(PYTHON) -m venv $(TEST_VENV)
+	$(TEST_BIN)/python -m pip install -q --upgrade pip
+	$(TEST_BIN)/python -m pip install -q -e '.[test,local]' -e tests/apps $(addprefix -e ,$(EXAMPLES))
+	touch $@
 
 # PostgreSQL + PostGIS from apt when possible, then quickstart (resumable; Ctrl-C stops the portal).
-run: $(STAMP)
+run: $(VENV)/.installed
 	bash scripts/install-postgres.sh
 	$(BIN)/storekeeper quickstart $(QUICKSTART_ARGS)
 
-test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(TEST_VENV)/.installed
+	$(TEST_BIN)/python -m pytest $(PYTEST_ARGS)
 
 # bench/links_load.py also needs wrk (Debian: apt-get install wrk) and the bench extra.
-bench: $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[bench]'
-	$(BIN)/python bench/run.py --json-out bench/results/core.json
-	$(BIN)/python bench/copies.py --json-out bench/results/copies.json
-	$(BIN)/python bench/links_load.py --json-out bench/results/links.json
+bench: $(TEST_VENV)/.installed
+	$(TEST_BIN)/python -m pip install -q -e '.[bench]'
+	$(TEST_BIN)/python bench/run.py --json-out bench/results/core.json
+	$(TEST_BIN)/python bench/copies.py --json-out bench/results/copies.json
+	$(TEST_BIN)/python bench/links_load.py --json-out bench/results/links.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(TEST_VENV) .pytest_cache

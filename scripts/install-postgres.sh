@@ -21,15 +21,28 @@ elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
   SUDO=(sudo -n)
 fi
 
+# The major version storekeeper will run: pg_ctl on PATH first (as storekeeper looks), then Debian's layout.
 newest_major() {
+  if command -v pg_ctl >/dev/null 2>&1; then
+    pg_ctl --version 2>/dev/null | sed -nE 's/.*\(PostgreSQL\) ([0-9]+).*/\1/p'
+    return
+  fi
   ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sed -E 's#/usr/lib/postgresql/([0-9]+)/.*#\1#' | sort -n | tail -1
+}
+
+# Where that version keeps its extensions: pg_config's answer when it is beside pg_ctl, else Debian's.
+extension_dir() {
+  local pgc
+  pgc="$(dirname "$(command -v pg_ctl 2>/dev/null || echo /nonexistent/pg_ctl)")/pg_config"
+  if [ -x "$pgc" ]; then echo "$("$pgc" --sharedir)/extension"; else echo "/usr/share/postgresql/$1/extension"; fi
 }
 
 can_apt() { command -v apt-get >/dev/null 2>&1 && [ "$CAN_ROOT" -eq 1 ]; }
 
 apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  "${SUDO[@]}" apt-get update -qq >/dev/null && "${SUDO[@]}" apt-get install -y -qq "$@" >/dev/null
+  # env, not export: sudo's env_reset would drop an exported DEBIAN_FRONTEND.
+  ${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+    ${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 major="$(newest_major)"
@@ -46,7 +59,7 @@ if [ -z "$major" ]; then
   fi
 fi
 
-if [ -f "/usr/share/postgresql/$major/extension/postgis.control" ]; then
+if [ -f "$(extension_dir "$major")/postgis.control" ]; then
   say "PostgreSQL $major with PostGIS: ready"
   exit 0
 fi

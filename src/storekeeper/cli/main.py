@@ -116,7 +116,7 @@ def settings_command(
 
 # -- db -----------------------------------------------------------------------------
 
-db_cli = typer.Typer(cls=Group, help="Set up and migrate the platform database.", no_args_is_help=True)
+db_cli = typer.Typer(cls=Group, help="The platform database (configure, upgrade) and this home's local PostgreSQL server (init, start, stop, status).", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 
 

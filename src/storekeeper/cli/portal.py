@@ -28,7 +28,7 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as err:
             raise StorekeeperError(
                 f"Cannot serve the portal on {host}:{port}: {err.strerror or err} (is a portal already running?).",
-                hint=f"stop the other server, or pick another port: --port {port + 1}",
+                hint=f"stop the other server, or pick another port: --port {port + 1 if port < 65535 else 8000}",
             ) from None
 
 

@@ -51,8 +51,9 @@ def quickstart(
         from rich.markup import escape
 
         render.out.print(f"{marks.get(step.status, '-')} {escape(step.detail)}")
-        if step.hint and step.status in ("warning", "failed"):
-            render.out.print(f"  [bold]Fix:[/bold] {escape(step.hint)}")
+        if step.hint and step.status in ("warning", "failed", "already"):
+            label = "Fix" if step.status != "already" else "Note"
+            render.out.print(f"  [bold]{label}:[/bold] {escape(step.hint)}")
 
     outcome = qs.run(service=service, examples=not no_examples, examples_source=examples,
                      admin_username=admin_username, admin_password=admin_password, on_step=show)
@@ -66,10 +67,12 @@ def quickstart(
                 f"password [bold]{outcome.admin_password}[/bold]  (shown only now: write it down)",
                 markup=True, highlight=False,
             )
-        render.out.print(f"\n[bold]Portal:[/bold] {url}/admin   API docs: {url}/docs")
-        for package in outcome.apps:
-            render.out.print(f"  app {package}: {url}/apps/{package}/")
-        if not no_serve:
+        if no_serve:
+            render.out.print(f"\nReady. Serve the portal with: storekeeper start  (then {url}/admin)")
+        else:
+            render.out.print(f"\n[bold]Portal:[/bold] {url}/admin   API docs: {url}/docs")
+            for package in outcome.apps:
+                render.out.print(f"  app {package}: {url}{qs.EXAMPLE_ENTRY.get(package, f'/apps/{package}/')}")
             render.out.print("Serving until Ctrl-C; the database server keeps running until: storekeeper db stop\n")
     if not outcome.ok and no_serve:
         raise typer.Exit(1)

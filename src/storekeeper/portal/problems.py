@@ -180,8 +180,13 @@ async def _http_error(request: Request, err: Exception) -> JSONResponse:
     detail = err.detail if isinstance(err.detail, str) else _phrase(err.status_code)
     hint = None
     if err.status_code == 404 and detail == "Not Found":
-        detail = f"There is nothing at {request.url.path}."
-        hint = "the API lives under /api/v1; its endpoints are listed at /docs"
+        path = request.url.path
+        detail = f"There is nothing at {path}."
+        parts = path.split("/")
+        if path.startswith("/apps/") and len(parts) > 2 and parts[2]:
+            hint = f'app "{parts[2]}" serves what /docs lists under "app: {parts[2]}"'
+        else:
+            hint = "the API lives under /api/v1; its endpoints are listed at /docs"
     elif err.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}."
         allowed = {k.lower(): v for k, v in (err.headers or {}).items()}.get("allow", "?")
