@@ -70,6 +70,7 @@ def test_quickstart_sets_up_everything_then_resumes_then_db_stop(qs_home, sk_hom
     assert match, out
     password = match.group(1)
     assert "Service \"local\" registered" in out
+    assert "Serve the portal with: storekeeper start" in first.stdout  # --no-serve: nothing is serving
 
     # The local server runs, is registered as service "local", and holds both apps' stores, initialized.
     services = _json(qs_home("services", "list", "--json"))

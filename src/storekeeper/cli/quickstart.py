@@ -68,7 +68,8 @@ def quickstart(
                 markup=True, highlight=False,
             )
         if no_serve:
-            render.out.print(f"\nReady. Serve the portal with: storekeeper start  (then {url}/admin)")
+            flags = "".join(f" --{k} {v}" for k, v, d in (("host", host, config.portal_host), ("port", port, config.portal_port)) if v != d)
+            render.out.print(f"\nReady. Serve the portal with: storekeeper start{flags}  (then {url}/admin)")
         else:
             render.out.print(f"\n[bold]Portal:[/bold] {url}/admin   API docs: {url}/docs")
             for package in outcome.apps:
