@@ -14,7 +14,7 @@ GET     ``/static/{file}``        the page's stylesheet                         
 ======  ========================  =============================================  ==========
 
 Errors are the portal's problem documents (``application/problem+json``):
-invalid bodies 422, bad scenario names 400, no token 401, viewers creating or
+bodies not sent as JSON 415, invalid bodies 422, bad scenario names 400, no token 401, viewers creating or
 dropping scenarios 403, unknown gages or scenarios 404, existing scenarios 409.
 
 The routes are built by :func:`build_router` for an app class, so this module
@@ -28,7 +28,7 @@ import re
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
@@ -73,6 +73,17 @@ class ScenarioError(StorekeeperError):
 
 class GageError(StorekeeperError):
     """A gage (or file) the request names does not exist."""
+
+
+def require_json(request: Request) -> None:
+    """Refuse (415) a request body that is not sent as JSON, as the links example does."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise GageError(
+            f"The body must be JSON (Content-Type: application/json), not {media_type or 'untyped'}.",
+            hint="send it with: -H 'Content-Type: application/json'",
+            status=415,
+        )
 
 
 # -- request and response bodies -------------------------------------------------------
@@ -202,7 +213,8 @@ def build_router(app: type[AppBase]) -> APIRouter:
             raise GageError(f"There is no gage {gage_id}.", hint="list them: GET /apps/stream_gages/gages", status=404)
         return GeoJSONResponse(found[0])
 
-    @router.post("/gages", status_code=status.HTTP_201_CREATED, response_class=GeoJSONResponse, summary="Add a gage")
+    @router.post("/gages", status_code=status.HTTP_201_CREATED, response_class=GeoJSONResponse, summary="Add a gage",
+                 dependencies=[Depends(require_json)])
     def add_gage(body: GageIn, request: Request, _: CurrentUser) -> GeoJSONResponse:
         """Add a gage (any signed-in user); answers 201 with the new gage as a GeoJSON Feature."""
         with sessions()() as session:
@@ -221,7 +233,7 @@ def build_router(app: type[AppBase]) -> APIRouter:
         return ScenarioList(scenarios=[ScenarioOut(name=n, store=SCENARIO_PREFIX + n) for n in scenario_names()])
 
     @router.post("/scenarios", status_code=status.HTTP_201_CREATED, response_model=ScenarioOut,
-                 summary="Create a scenario store")
+                 summary="Create a scenario store", dependencies=[Depends(require_json)])
     def create_scenario(body: ScenarioIn, response: Response, _: AdminDep) -> ScenarioOut:
         """Create a spatial store for a scenario, starting from the seed gages (admins only; 409 if it exists)."""
         store = scenario_store(body.name)
