@@ -202,3 +202,18 @@ def test_without_postgis_the_spatial_example_says_what_to_install_and_links_stil
     finally:
         srv.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_missing_examples_without_their_sources_name_the_ways_out(tmp_path):
+    """Outside a checkout the examples cannot be installed: the error says so and how to go on."""
+    from storekeeper import quickstart
+    from storekeeper.errors import StorekeeperError
+
+    assert quickstart.examples_dir() is not None  # this test runs from a checkout
+    with pytest.raises(StorekeeperError) as info:
+        quickstart.install_examples(["links"], None)
+    assert "links" in info.value.message
+    assert "--no-examples" in (info.value.hint or "") and "--examples DIR" in (info.value.hint or "")
+    with pytest.raises(StorekeeperError) as info:
+        quickstart.install_examples(["links"], tmp_path)  # a folder without the app
+    assert str(tmp_path / "links") in info.value.message and "--examples DIR" in (info.value.hint or "")
