@@ -387,6 +387,35 @@ def _initialize_copy(backend: PostgresBackend, target: _Target, first_time: bool
         ) from err
 
 
+#: What provisioning does with a store's database (see _decide).
+CREATE, RECREATE, KEEP = "create", "recreate", "keep"
+
+
+def _decide(target: _Target, marker: pg.Marker, state: str, *, refresh: bool) -> str:
+    """Decide, from the server's marker and the platform's record, what to do with the database.
+
+    The one place the rules live: the sync and its dry run both ask here.
+    Raises when the database exists but storekeeper did not make it.
+    """
+    if not marker.exists:
+        return CREATE
+    if refresh:
+        return RECREATE
+    if marker.state == pg.INITIALIZED or (marker.state is None and state == INITIALIZED):
+        return KEEP
+    if marker.state is None and state == ABSENT:
+        raise StoreError(
+            f"{target.what} already exists on {target.spec.where} but was not created by storekeeper.",
+            hint=f"use another store name, drop that database, or replace it: "
+            f"storekeeper syncstores {target.app} --database {target.name} --refresh",
+            app=target.app,
+            setting=target.name,
+        )
+    # Created but never initialized (a crash or an initializer that raised):
+    # start again from empty so a first-time run never sees half-written data.
+    return RECREATE
+
+
 def _provision(platform: Platform, target: _Target, *, refresh: bool, force_first_time: bool) -> SyncResult:
     """Make one store exist and run its initializer, under the store's advisory lock."""
     if testing_mode():
@@ -401,26 +430,11 @@ def _provision(platform: Platform, target: _Target, *, refresh: bool, force_firs
             row = session.get(Setting, target.setting_id)
             state = row.state if row is not None else ABSENT
         action = "up to date"
-        if exists and refresh:
+        decision = _decide(target, marker, state, refresh=refresh)
+        if decision == RECREATE:
             engines.invalidate(target.app, target.name)
             backend.drop_database(conn, target.database, what=target.what)
             exists, action = False, "recreated"
-        elif exists:
-            initialized = marker.state == pg.INITIALIZED or (marker.state is None and state == INITIALIZED)
-            if not initialized:
-                if marker.state is None and state == ABSENT:
-                    raise StoreError(
-                        f"{target.what} already exists on {target.spec.where} but was not created by storekeeper.",
-                        hint=f"use another store name, drop that database, or replace it: "
-                        f"storekeeper syncstores {target.app} --database {target.name} --refresh",
-                        app=target.app,
-                        setting=target.name,
-                    )
-                # Created but never initialized (a crash or an initializer that raised):
-                # start again from empty so a first-time run never sees half-written data.
-                engines.invalidate(target.app, target.name)
-                backend.drop_database(conn, target.database, what=target.what)
-                exists, action = False, "recreated"
         if not exists:
             # Record the intent before CREATE DATABASE: if we die between the two, the
             # next sync knows the unmarked database is ours and recreates it.
@@ -491,14 +505,19 @@ def _provision(platform: Platform, target: _Target, *, refresh: bool, force_firs
     )
 
 
-def _plan(target: _Target, *, refresh: bool, force_first_time: bool) -> SyncResult:
+def _plan(platform: Platform, target: _Target, *, refresh: bool, force_first_time: bool) -> SyncResult:
+    """What _provision would do, decided by the same rules, changing nothing."""
     backend = get_backend(target.backend, target.spec)
     with backend.connect() as conn:
         marker = backend.marker(conn, target.database)
     target.check_owner(marker)
-    if not marker.exists:
+    with platform.session() as session:
+        row = session.get(Setting, target.setting_id)
+        state = row.state if row is not None else ABSENT
+    decision = _decide(target, marker, state, refresh=refresh)
+    if decision == CREATE:
         action, first = "would create", True
-    elif refresh or marker.state != pg.INITIALIZED:
+    elif decision == RECREATE:
         action, first = "would recreate", True
     else:
         action, first = "would run initializer" if target.initializer else "up to date", force_first_time
@@ -581,7 +600,7 @@ def sync_stores(
             return _failure(package, name, None, None, item)
         if dry_run:  # a dry run writes nothing, not even to the audit log
             try:
-                return _plan(item, refresh=refresh, force_first_time=first_time)
+                return _plan(platform, item, refresh=refresh, force_first_time=first_time)
             except StorekeeperError as err:
                 return _failure(package, name, item.database, item.spec.name, err)
         record = not testing_mode()  # test copies leave no trace in the platform database

@@ -180,6 +180,27 @@ def test_dry_run_refresh_of_existing_store_keeps_its_data(
     assert first_time_runs(pg_admin_url, EXAMPLE_DB) == [True]
 
 
+def test_dry_run_agrees_with_the_sync_on_foreign_and_unmarked_databases(
+    platform: Platform, my_first_app: type, pg_admin_url: str, admin_conn: psycopg.Connection
+) -> None:
+    """The dry run decides by the same rules as the sync, also in the two rare cases."""
+    # A database of that name that storekeeper did not make: both refuse it.
+    admin_conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EXAMPLE_DB)))
+    planned = sync_example(platform, dry_run=True)
+    assert not planned.ok and "not created by storekeeper" in planned.error
+    assert not sync_example(platform).ok
+    drop_behind_back(admin_conn, EXAMPLE_DB)
+
+    # Recorded as initialized but carrying no marker (made before markers): both keep it.
+    sync_example(platform)
+    admin_conn.execute(sql.SQL("COMMENT ON DATABASE {} IS NULL").format(sql.Identifier(EXAMPLE_DB)))
+    planned = sync_example(platform, dry_run=True)
+    assert (planned.action, planned.first_time) == ("would run initializer", False)
+    done = sync_example(platform)
+    assert (done.action, done.first_time) == ("initializer ran", False)
+    assert first_time_runs(pg_admin_url, EXAMPLE_DB) == [True, False]
+
+
 # -- unassigned settings -------------------------------------------------------------
 
 
