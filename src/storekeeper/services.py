@@ -258,7 +258,9 @@ def update_service(platform: Platform, name: str, **changes: Any) -> ServiceInfo
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
         raise ServiceError(f"Cannot update {', '.join(sorted(unknown))} of a service.", hint=f"updatable: {', '.join(UPDATABLE)}")
-    changes = {k: v for k, v in changes.items() if v is not None}
+    # None leaves a field as it is; an empty sslmode clears it (back to the driver's default).
+    cleared = {k for k in ("sslmode",) if changes.get(k) == ""}
+    changes = {k: v for k, v in changes.items() if v is not None and k not in cleared}
     _check_values(changes)
     with platform.session() as session:
         svc = _get(session, name)
@@ -267,6 +269,10 @@ def update_service(platform: Platform, name: str, **changes: Any) -> ServiceInfo
                 svc.password_encrypted = platform.encrypt(value)
             else:
                 setattr(svc, key, value)
+        for key in cleared:
+            if getattr(svc, key) is not None:
+                setattr(svc, key, None)
+                changes[key] = None
         if changes:
             svc.version += 1
         audit.record(session, "service.update", name, detail=", ".join(sorted(changes)) or "no changes")

@@ -51,6 +51,16 @@ def test_saving_with_a_blank_password_keeps_the_stored_one(admin_web, service, p
     assert report["server_version"]
 
 
+def test_choosing_no_sslmode_on_the_edit_form_clears_it(admin_web, service, platform, pg_admin_url):
+    services.update_service(platform, service, sslmode="prefer")
+    admin_web.get(f"/admin/services/{service}")
+    response = admin_web.post(f"/admin/services/{service}", _form(pg_admin_url, password="", sslmode=""))
+    assert response.status_code in (200, 303), response.text
+    assert services.get_service(platform, service).sslmode is None
+    kept = admin_web.post(f"/admin/services/{service}", _form(pg_admin_url, password="", sslmode="require"))
+    assert kept.status_code in (200, 303) and services.get_service(platform, service).sslmode == "require"
+
+
 def test_testing_a_service_shows_version_privileges_and_postgis(admin_web, service):
     admin_web.get(f"/admin/services/{service}")
     response = admin_web.post(f"/admin/services/{service}/test")

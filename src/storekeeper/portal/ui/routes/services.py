@@ -42,7 +42,7 @@ def _values(form: Form) -> dict[str, Any]:
             raise ServiceError(f"{label} is required.", hint=f"fill in {label.lower()} and save again")
     values: dict[str, Any] = {key: form[key].strip() for key in REQUIRED}
     values.update({key: _number(form, key) for key in NUMBERS})
-    values["sslmode"] = form.get("sslmode") or None
+    values["sslmode"] = form.get("sslmode", "").strip()  # "" on the edit form clears it
     if form.get("password"):
         values["password"] = form["password"]
     return values
@@ -81,6 +81,7 @@ def create_service(request: Request, platform: PlatformDep, form: AdminForm) -> 
     try:
         values = _values(form)
         values.setdefault("password", None)
+        values["sslmode"] = values["sslmode"] or None
         services.create_service(platform, name=name, **values)
     except StorekeeperError as err:
         return render(request, "service_new.html", status=err.status, section="services", values=_shown(form),
