@@ -129,11 +129,16 @@ def install_examples(missing: list[str], source: Path | None) -> None:
 def _choose_service(config: Config, platform: Any, wanted: str | None, report: Callable[[Step], None]) -> str:
     """Return the service the examples go on, starting the local server when that is the one."""
     have_local_server = localdb.status(config)["initialized"]
+    existing = [s.name for s in services.list_services(platform)]
+    if have_local_server and LOCAL_SERVICE in existing and not _points_at_local_server(config, platform):
+        # A "local" service of the user's own: never repoint it at this home's server.
+        have_local_server = False
+        if wanted is None:
+            wanted = LOCAL_SERVICE
     if wanted is not None and not (wanted == LOCAL_SERVICE and have_local_server):
         info = services.get_service(platform, wanted)  # names the fix when it does not exist
         report(Step("service", "already", f'Using service "{info.name}" ({info.host}:{info.port})'))
         return info.name
-    existing = [s.name for s in services.list_services(platform)]
     if have_local_server or not existing:
         _, created = localdb.init(config)
         config = load_config()  # init stored the new server's password
@@ -156,6 +161,12 @@ def _choose_service(config: Config, platform: Any, wanted: str | None, report: C
         "quickstart does not guess which one the example apps should use.",
         hint=f"storekeeper quickstart --service {sorted(existing)[0]}",
     )
+
+
+def _points_at_local_server(config: Config, platform: Any) -> bool:
+    """Return whether service "local" is this home's local server (loopback, the server's port)."""
+    info = services.get_service(platform, LOCAL_SERVICE)
+    return info.host in ("127.0.0.1", "localhost", "::1") and info.port == localdb.server(config).port
 
 
 def _postgis_hint(config: Config, platform: Any, service: str) -> str:

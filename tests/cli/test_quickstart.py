@@ -217,3 +217,20 @@ def test_missing_examples_without_their_sources_name_the_ways_out(tmp_path):
     with pytest.raises(StorekeeperError) as info:
         quickstart.install_examples(["links"], tmp_path)  # a folder without the app
     assert str(tmp_path / "links") in info.value.message and "--examples DIR" in (info.value.hint or "")
+
+
+def test_a_local_service_of_your_own_is_used_as_is_not_repointed(qs_home, platform, pg_admin_url):
+    """With this home's server initialized and a "local" service elsewhere, quickstart keeps the service."""
+    from sqlalchemy.engine import make_url
+
+    from storekeeper import services
+
+    url = make_url(pg_admin_url)
+    services.create_service(platform, name="local", host=url.host, port=url.port, username=url.username,
+                            password=url.password)
+    assert qs_home("db", "init").returncode == 0
+    doc = _json(qs_home("quickstart", "--no-serve", "--no-examples", "--json"))
+    assert doc["service"] == "local"
+    shown = _json(qs_home("services", "show", "local", "--json"))
+    assert (shown["host"], shown["port"]) == (url.host, url.port)
+    assert _json(qs_home("db", "status", "--json"))["running"] is False
