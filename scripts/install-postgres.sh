@@ -9,6 +9,9 @@
 #   no PostGIS; everything but spatial stores works, and quickstart names what to install.
 set -uo pipefail
 
+# Where Debian-style installs live (<root>/<major>/bin); overridable for tests.
+PG_LIB_ROOT="${PG_LIB_ROOT:-/usr/lib/postgresql}"
+
 say() { printf '%s\n' "install-postgres: $*"; }
 
 # How to run apt-get as root: directly, through password-less sudo, or not at all.
@@ -27,7 +30,7 @@ newest_major() {
     pg_ctl --version 2>/dev/null | sed -nE 's/.*\(PostgreSQL\) ([0-9]+).*/\1/p'
     return
   fi
-  ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sed -E 's#/usr/lib/postgresql/([0-9]+)/.*#\1#' | sort -n | tail -1
+  ls -d "$PG_LIB_ROOT"/*/bin/pg_ctl 2>/dev/null | sed -E "s#^$PG_LIB_ROOT/([0-9]+)/.*#\\1#" | sort -n | tail -1
 }
 
 # Where that version keeps its extensions: pg_config's answer when it is beside pg_ctl, else Debian's.
