@@ -60,6 +60,14 @@ def test_command(
     if app is None:
         raise StorekeeperError("Name the app whose tests to run.", hint="storekeeper test APP  (see: storekeeper apps list)")
     platform()  # fail early, with the fix, if storekeeper is not set up
+    import importlib.util
+
+    if importlib.util.find_spec("pytest") is None:
+        raise StorekeeperError(
+            f"pytest is not installed in this environment ({sys.prefix}), so app tests cannot run.",
+            hint=f"{sys.executable} -m pip install 'storekeeper[test]'  (or just pytest)",
+            app=app,
+        )
     target = path or _tests_path(app)
     args: list[Any] = [sys.executable, "-m", "pytest", str(target), *ctx.args]
     if rebuild_templates:
