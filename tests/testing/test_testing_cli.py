@@ -153,3 +153,57 @@ def test_unknown_app_is_an_error_with_a_hint(synced: type, run_cli) -> None:
     assert "nope" in result.stderr
     assert "storekeeper apps list" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+SLOW_TEST = '''
+import os
+import time
+from pathlib import Path
+
+from storekeeper.testing import persistent_store
+
+example_db = persistent_store("my_first_app", "example_db")
+
+
+def test_holds_its_copy_for_a_while(example_db):
+    Path(os.environ["STARTED"]).write_text(example_db.database)
+    deadline = time.monotonic() + 60
+    while not Path(os.environ["RELEASE"]).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with example_db.sessionmaker() as session:  # the copy is still there: no other run dropped it
+        assert session.connection().exec_driver_sql("SELECT count(*) FROM stream_gages").scalar() == 2
+'''
+
+
+def test_a_second_run_of_the_same_apps_tests_stops_at_once_and_spares_the_first(
+    synced: type, run_cli, sk_home: Path, admin_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    import os
+    import time
+
+    from tests.conftest import storekeeper_exe
+
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_slow.py").write_text(SLOW_TEST)
+    started, release = tmp_path / "started", tmp_path / "release"
+    env = {**os.environ, "STOREKEEPER_HOME": str(sk_home), "STARTED": str(started), "RELEASE": str(release)}
+    first = subprocess.Popen(
+        [storekeeper_exe(), "test", APP, "--path", str(tmp_path / "tests"), *PYTEST_ARGS],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists():
+            assert first.poll() is None, first.communicate()[0]
+            assert time.monotonic() < deadline, "the first run never reached its test"
+            time.sleep(0.1)
+        second = run_cli("test", APP, *PYTEST_ARGS)
+        output = second.stdout + second.stderr
+        assert second.returncode != 0, output
+        assert f'Another run of app "{APP}"' in output and "another service" in output, output
+        assert database_exists(admin_conn, started.read_text())  # the first run's copy survived
+    finally:
+        release.write_text("go")
+        out, _ = first.communicate(timeout=120)
+    assert first.returncode == 0, out
+    passed(run_cli("test", APP, *PYTEST_ARGS), 6)  # once the first run is over, runs go ahead again

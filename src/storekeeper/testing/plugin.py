@@ -8,15 +8,17 @@ Options, each both a command-line flag and an ini key:
     rebuild every template once in this run, even if its code hash matches.
 
 When ``storekeeper test APP`` runs the tests (it sets ``STOREKEEPER_TESTING=1``
-and ``STOREKEEPER_TEST_APPS=APP``), the controlling process first drops that
+and ``STOREKEEPER_TEST_APPS=APP``), the controlling process first claims the
+app's test run on every service (a session advisory lock), then drops that
 app's test copies left by a crashed run. Two runs of the same app's tests
-against the same service at the same time would share copy names: run them
-on different services.
+against the same service at the same time would share copy names, so a second
+run stops at once with an error saying so; run them on different services.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -47,6 +49,54 @@ def pytest_configure(config: pytest.Config) -> None:
         copies.rebuild_templates = True
 
 
+#: Connections holding this run's claims (session advisory locks), released when the run ends.
+_claims: list[Any] = []
+
+
+def _claim_run(apps: list[str]) -> None:
+    """Hold, on every reachable service, an advisory lock per app under test for the whole run.
+
+    Two runs of one app's tests on the same service would share test copy names,
+    and the second run's clean-up would drop the first run's copies: the second
+    run stops at once instead, saying why. A crashed run's locks go with its
+    connections, so a claim never outlives its run.
+    """
+    from sqlalchemy import select
+
+    from storekeeper.backends.postgresql import PostgresBackend, lock_key
+    from storekeeper.errors import StorekeeperError
+    from storekeeper.platform import load_platform
+    from storekeeper.platform.models import Service
+    from storekeeper.services import service_spec
+
+    try:
+        platform = load_platform()
+        with platform.session() as session:
+            specs = [service_spec(platform, svc) for svc in session.scalars(select(Service))]
+    except StorekeeperError:
+        return  # no platform yet: nothing to share
+    for spec in specs:
+        try:
+            conn = PostgresBackend(spec).connect()
+        except StorekeeperError:
+            continue  # unreachable: nothing can be shared there now
+        _claims.append(conn)
+        for app in apps:
+            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(f"test-run:{app}"),)).fetchone()[0]:
+                _release_claims()
+                raise pytest.UsageError(
+                    f'Another run of app "{app}"\'s tests is using service "{spec.name}" ({spec.where}); '
+                    "two runs would share its test copies.\n"
+                    "Fix: wait for that run to finish, or run these tests against another service "
+                    f"(storekeeper app-settings set {app} SETTING OTHER_SERVICE)."
+                )
+
+
+def _release_claims() -> None:
+    while _claims:
+        _claims.pop().close()
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     apps = [a for a in os.environ.get(TEST_APPS_ENV, "").split(",") if a]
     if os.environ.get(TESTING_ENV) != "1" or worker_id() is not None or not apps:
@@ -55,11 +105,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from storekeeper.platform import load_platform
     from storekeeper.testing import copies
 
+    _claim_run(apps)  # before the clean-up below, which must not touch a live run's copies
     try:
         # Only the apps under test: another app's tests may be running against the same server.
         copies.clean_all(load_platform(), packages=apps)
     except StorekeeperError:
         pass  # no platform yet: nothing can have been left behind
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _release_claims()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
