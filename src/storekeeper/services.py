@@ -331,6 +331,12 @@ def service_spec(platform: Platform, svc: Service) -> ServiceSpec:
     )
 
 
+def service_specs(platform: Platform) -> list[ServiceSpec]:
+    """Return the connection details of every registered service."""
+    with platform.session() as session:
+        return [service_spec(platform, svc) for svc in session.scalars(select(Service))]
+
+
 def test_service(platform: Platform, name: str) -> dict[str, Any]:
     """Connect to a service and report version, privileges, PostGIS and connection headroom."""
     with platform.session() as session:

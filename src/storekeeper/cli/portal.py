@@ -32,11 +32,13 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def serve(host: str, port: int, workers: int, log_level: str) -> None:
-    """Run uvicorn with the portal's app factory in the foreground until Ctrl-C."""
+def serve(host: str, port: int, workers: int, log_level: str, *, announce: str | None = None) -> None:
+    """Run uvicorn with the portal's app factory in the foreground until Ctrl-C (``announce`` first)."""
     import uvicorn
 
     check_port_free(host, port)
+    if announce:
+        render.ok(announce)
     # Workers are separate processes sharing nothing but the platform database, which is
     # where sessions' users, tokens, throttling and jobs live: any worker can answer any request.
     uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level,
@@ -51,6 +53,5 @@ def start(host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = 1, l
     config = load_config()
     open_platform(config).close()  # fail here, once, with the fix, rather than in every worker
     host, port = host or config.portal_host, port or config.portal_port
-    check_port_free(host, port)
-    render.ok(f"Serving the portal on http://{host}:{port} ({workers} worker(s)); API docs at /docs")
-    serve(host, port, workers, log_level)
+    serve(host, port, workers, log_level,
+          announce=f"Serving the portal on http://{host}:{port} ({workers} worker(s)); API docs at /docs")

@@ -360,16 +360,11 @@ def clean(specs: list[ServiceSpec], *, templates: bool = False, packages: list[s
 
 def clean_all(platform: Platform, *, templates: bool = False, packages: list[str] | None = None) -> list[str]:
     """Drop leftover test copies (and templates) on every registered service that can be reached."""
-    from sqlalchemy import select
-
     from storekeeper.errors import StorekeeperError
-    from storekeeper.platform.models import Service
-    from storekeeper.services import service_spec
+    from storekeeper.services import service_specs
 
-    with platform.session() as session:
-        specs = [service_spec(platform, svc) for svc in session.scalars(select(Service))]
     dropped: list[str] = []
-    for spec in specs:
+    for spec in service_specs(platform):
         try:
             dropped += clean([spec], templates=templates, packages=packages)
         except StorekeeperError:

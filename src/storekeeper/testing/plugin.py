@@ -61,18 +61,13 @@ def _claim_run(apps: list[str]) -> None:
     run stops at once instead, saying why. A crashed run's locks go with its
     connections, so a claim never outlives its run.
     """
-    from sqlalchemy import select
-
     from storekeeper.backends.postgresql import PostgresBackend, lock_key
     from storekeeper.errors import StorekeeperError
     from storekeeper.platform import load_platform
-    from storekeeper.platform.models import Service
-    from storekeeper.services import service_spec
+    from storekeeper.services import service_specs
 
     try:
-        platform = load_platform()
-        with platform.session() as session:
-            specs = [service_spec(platform, svc) for svc in session.scalars(select(Service))]
+        specs = service_specs(load_platform())
     except StorekeeperError:
         return  # no platform yet: nothing to share
     for spec in specs:
