@@ -72,6 +72,7 @@ def run(admin_url: str, rounds: int) -> dict[str, Any]:
     from storekeeper.backends import get_backend
     from storekeeper.config import load_config
     from storekeeper.platform import db, load_platform
+    from storekeeper.stores.initializers import run_initializer
     from storekeeper.testing import copies
     from storekeeper.testing.fixtures import testing_mode
     from storekeeper.testing.names import template_name
@@ -90,8 +91,8 @@ def run(admin_url: str, rounds: int) -> dict[str, Any]:
     apps.assign_service(platform, APP, "orm_data", "bench")
     results: dict[str, Any] = {}
     with testing_mode():
-        target = stores._test_target(platform, APP, STORE)
-        orm_target = stores._test_target(platform, APP, "orm_data")
+        target = copies.TESTING.target(platform, APP, STORE)
+        orm_target = copies.TESTING.target(platform, APP, "orm_data")
         assert target is not None and orm_target is not None
         backend = get_backend("postgresql", target.spec)
         _log("building the templates (initializers: 10,000 rows)...")
@@ -106,7 +107,7 @@ def run(admin_url: str, rounds: int) -> dict[str, Any]:
         copies.provision_copy(platform, target, fresh=True)
         spare_samples = []
         for _ in range(rounds):
-            copies._spares[target.database][0].result()  # the test runs meanwhile; its spare gets ready
+            copies.wait_for_spare(target)  # the test runs meanwhile; its spare gets ready
             start = time.perf_counter()
             copies.provision_copy(platform, target, fresh=True)
             spare_samples.append((time.perf_counter() - start) * 1000)
@@ -124,7 +125,7 @@ def run(admin_url: str, rounds: int) -> dict[str, Any]:
                 with backend.store_lock(t.database) as conn:
                     backend.drop_database(conn, t.database, what="bench copy")
                     backend.create_database(conn, t.database, what="bench copy")
-                stores._run_initializer(backend, t, True)
+                run_initializer(backend, t, True)
 
             return reinitialize
 

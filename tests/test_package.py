@@ -12,7 +12,16 @@ import pytest
 
 import storekeeper
 
-CORE_MODULES = ["storekeeper.stores", "storekeeper.services", "storekeeper.apps"]
+CORE_MODULES = [
+    "storekeeper.apps",
+    "storekeeper.services",
+    "storekeeper.stores.initializers",
+    "storekeeper.stores.listing",
+    "storekeeper.stores.provision",
+    "storekeeper.stores.records",
+    "storekeeper.stores.resolve",
+    "storekeeper.stores.sync",
+]
 
 
 def test_all_is_sorted():

@@ -1,175 +1,20 @@
-"""Apps: the :class:`AppBase` apps subclass, and the admin functions on apps and settings."""
+"""Apps: the admin functions on apps and their settings (CLI, portal).
+
+The class apps subclass is :class:`storekeeper.AppBase` (:mod:`storekeeper.app`).
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import URL, Engine
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, selectinload
 
-from storekeeper import audit, discovery, engines
-from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting
+from storekeeper import audit, discovery, engines, stores
 from storekeeper.errors import AppError, ServiceError, SettingError, StoreError
-from storekeeper.platform import Platform, load_platform
-from storekeeper.platform.models import CONNECTION, DATABASE, App, Service, Setting
-
-_DATABASES = engines.DATABASES
-_CONNECTIONS = engines.CONNECTIONS
-_monotonic = time.monotonic
-
-
-class AppBase:
-    """Base class of a storekeeper app: declare settings, then use stores by name.
-
-    An app is an installed package whose entry point (group
-    ``storekeeper.apps``, named like ``package``) points at its subclass.
-
-    Example::
-
-        from storekeeper import AppBase
-        from storekeeper.app_settings import PersistentStoreDatabaseSetting
-
-        class App(AppBase):
-            name = "My First App"
-            package = "my_first_app"
-
-            def persistent_store_settings(self):
-                return (
-                    PersistentStoreDatabaseSetting(
-                        name="example_db",
-                        initializer="my_first_app.model.init_example_db",
-                    ),
-                )
-
-        engine = App.get_persistent_store_database("example_db")
-    """
-
-    #: Display name.
-    name: ClassVar[str] = ""
-    #: The app's identity: CLI arguments, records, URLs and database names.
-    package: ClassVar[str] = ""
-    description: ClassVar[str] = ""
-
-    def persistent_store_settings(
-        self,
-    ) -> Iterable[PersistentStoreDatabaseSetting | PersistentStoreConnectionSetting]:
-        """Override to return the app's persistent store settings."""
-        return ()
-
-    # -- the hot path: a dict lookup once warm --------------------------------------
-
-    @classmethod
-    def get_persistent_store_database(
-        cls, name: str, as_url: bool = False, as_sessionmaker: bool = False
-    ) -> Engine | URL | sessionmaker[Session]:
-        """Return the engine (or URL, or sessionmaker) of the app's store ``name``.
-
-        The engine is created once per process and cached; repeated calls
-        return the same object.
-        """
-        handle = _DATABASES.get((cls.package, name))
-        if handle is None or handle.expires < _monotonic():
-            from storekeeper import stores
-
-            handle = stores.resolve(load_platform(), cls, name, DATABASE)
-        if as_url:
-            return handle.url
-        if as_sessionmaker:
-            return handle.sessionmaker
-        return handle.engine
-
-    @classmethod
-    def get_persistent_store_connection(
-        cls, name: str, as_url: bool = False, as_sessionmaker: bool = False
-    ) -> Engine | URL | sessionmaker[Session]:
-        """Return the engine (or URL, or sessionmaker) of connection setting ``name``.
-
-        It points at the service's maintenance database.
-        """
-        handle = _CONNECTIONS.get((cls.package, name))
-        if handle is None or handle.expires < _monotonic():
-            from storekeeper import stores
-
-            handle = stores.resolve(load_platform(), cls, name, CONNECTION)
-        if as_url:
-            return handle.url
-        if as_sessionmaker:
-            return handle.sessionmaker
-        return handle.engine
-
-    @classmethod
-    def get_persistent_store_engine(cls, name: str) -> Engine:
-        """Return the engine of store ``name`` (alias of ``get_persistent_store_database``)."""
-        return cls.get_persistent_store_database(name)  # type: ignore[return-value]
-
-    # -- listing and run-time provisioning ------------------------------------------
-
-    @classmethod
-    def list_persistent_store_databases(cls, dynamic_only: bool = False, static_only: bool = False) -> list[str]:
-        """Return the names of the app's stores that exist on their servers."""
-        from storekeeper import stores
-
-        return stores.existing_store_names(load_platform(), cls, dynamic_only=dynamic_only, static_only=static_only)
-
-    @classmethod
-    def list_persistent_store_connections(cls) -> list[str]:
-        """Return the names of the app's connection settings that have a service assigned."""
-        from storekeeper import stores
-
-        return stores.connection_names(load_platform(), cls)
-
-    @classmethod
-    def persistent_store_exists(cls, name: str) -> bool:
-        """Return True if store ``name`` exists on its server."""
-        from storekeeper import stores
-
-        platform = load_platform()
-        discovery.ensure_registered(platform, cls)
-        return stores.store_exists(platform, cls.package, name)
-
-    @classmethod
-    def create_persistent_store(
-        cls,
-        db_name: str,
-        connection_name: str | None,
-        spatial: bool = False,
-        initializer: str = "",
-        refresh: bool = False,
-        force_first_time: bool = False,
-    ) -> bool:
-        """Create store ``db_name`` through connection setting ``connection_name`` and initialize it.
-
-        Idempotent: an existing store is kept (unless ``refresh``) and its
-        initializer runs with ``first_time=False``. Returns True on success.
-        """
-        from storekeeper import stores
-
-        stores.create_store(
-            load_platform(),
-            cls.package,
-            db_name,
-            connection_name,
-            spatial=spatial,
-            initializer=initializer,
-            refresh=refresh,
-            force_first_time=force_first_time,
-            app_cls=cls,
-        )
-        return True
-
-    @classmethod
-    def drop_persistent_store(cls, name: str) -> bool:
-        """Drop store ``name`` (idempotent). Returns True when it no longer exists."""
-        from storekeeper import stores
-
-        platform = load_platform()
-        discovery.ensure_registered(platform, cls)
-        return stores.drop_store(platform, cls.package, name)
-
+from storekeeper.platform import Platform
+from storekeeper.platform.models import DATABASE, App, Service, Setting
 
 # -- admin functions (CLI, portal) ------------------------------------------------
 
@@ -291,7 +136,7 @@ def assign_service(platform: Platform, package: str, setting: str, service: str)
         svc = session.scalar(select(Service).where(Service.name == service))
         if svc is None:
             raise ServiceError.not_found(service)
-        if row.kind == DATABASE and row.service_id not in (None, svc.id) and row.state != "absent":
+        if row.kind == DATABASE and row.service is not None and row.service_id != svc.id and row.state != "absent":
             raise SettingError(
                 f'Store "{setting}" of app "{package}" already exists on service "{row.service.name}"; '
                 f'assigning "{service}" would leave it behind.',
@@ -319,7 +164,7 @@ def reset_setting(platform: Platform, package: str, setting: str) -> SettingInfo
         row = next((s for s in app.settings if s.name == setting), None)
         if row is None:
             raise SettingError.not_found(package, setting, [s.name for s in app.settings if not s.orphaned])
-        if row.kind == DATABASE and row.state != "absent" and row.service_id is not None:
+        if row.kind == DATABASE and row.state != "absent" and row.service is not None:
             raise SettingError(
                 f'Store "{setting}" of app "{package}" exists on service "{row.service.name}"; '
                 "resetting the setting would leave it behind.",
@@ -343,8 +188,6 @@ def remove_app(platform: Platform, package: str, *, drop_stores: bool = False) -
 
     Returns the names of the settings removed.
     """
-    from storekeeper import stores
-
     discovery.discover(platform)
     with platform.session() as session:
         app = _load_app(session, package)

@@ -12,8 +12,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING
-
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -21,12 +19,11 @@ from sqlalchemy.orm import Session
 from storekeeper import audit
 from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting
 from storekeeper.backends.names import check_package, database_name
+from storekeeper.declaration import AppClass, AppDeclaration
 from storekeeper.errors import AppError, StorekeeperError
 from storekeeper.platform import Platform
 from storekeeper.platform.models import CONNECTION, DATABASE, App, Setting
-
-if TYPE_CHECKING:
-    from storekeeper.apps import AppBase
+from storekeeper.retry import retry
 
 ENTRY_POINT_GROUP = "storekeeper.apps"
 
@@ -40,13 +37,11 @@ class AppProblem:
 
 
 _lock = threading.Lock()
-_installed: tuple[dict[str, type[AppBase]], list[AppProblem]] | None = None
+_installed: tuple[dict[str, AppClass], list[AppProblem]] | None = None
 _registered: set[tuple[str, str]] = set()
 
 
-def _load(ep: EntryPoint) -> type[AppBase]:
-    from storekeeper.apps import AppBase
-
+def _load(ep: EntryPoint) -> AppClass:
     try:
         obj = ep.load()
     except Exception as err:  # an app's import error must not break every command
@@ -55,7 +50,7 @@ def _load(ep: EntryPoint) -> type[AppBase]:
             hint="fix the app package, or uninstall it",
             app=ep.name,
         ) from err
-    if not (isinstance(obj, type) and issubclass(obj, AppBase)):
+    if not (isinstance(obj, type) and issubclass(obj, AppDeclaration)):
         raise AppError(
             f'App entry point "{ep.name}" ({ep.value}) is not a subclass of storekeeper.AppBase.',
             hint="point the entry point at the app class, e.g. my_first_app = \"my_first_app.app:App\"",
@@ -72,12 +67,12 @@ def _load(ep: EntryPoint) -> type[AppBase]:
     return obj
 
 
-def installed_apps(*, reload: bool = False) -> tuple[dict[str, type[AppBase]], list[AppProblem]]:
+def installed_apps(*, reload: bool = False) -> tuple[dict[str, AppClass], list[AppProblem]]:
     """Return the installed app classes by package, and the entry points that failed to load."""
     global _installed
     with _lock:
         if _installed is None or reload:
-            apps: dict[str, type[AppBase]] = {}
+            apps: dict[str, AppClass] = {}
             problems: list[AppProblem] = []
             for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
                 try:
@@ -89,7 +84,7 @@ def installed_apps(*, reload: bool = False) -> tuple[dict[str, type[AppBase]], l
 
 
 def declared_settings(
-    app_cls: type[AppBase],
+    app_cls: AppClass,
 ) -> list[PersistentStoreDatabaseSetting | PersistentStoreConnectionSetting]:
     """Return an app's declared settings after checking kinds, names and database-name lengths."""
     package = app_cls.package
@@ -123,12 +118,12 @@ def declared_settings(
     return declared
 
 
-def app_class(package: str) -> type[AppBase] | None:
+def app_class(package: str) -> AppClass | None:
     """Return the installed app class for a package, or None."""
     return installed_apps()[0].get(package)
 
 
-def register(session: Session, app_cls: type[AppBase]) -> App:
+def register(session: Session, app_cls: AppClass) -> App:
     """Record an app and its declared settings; mark settings no longer declared as orphaned."""
     declared = declared_settings(app_cls)
     app = session.scalar(select(App).where(App.package == app_cls.package))
@@ -169,7 +164,7 @@ def register(session: Session, app_cls: type[AppBase]) -> App:
     return app
 
 
-def ensure_registered(platform: Platform, app_cls: type[AppBase]) -> None:
+def ensure_registered(platform: Platform, app_cls: AppClass) -> None:
     """Register an app once per process (the app API's path; commands use :func:`discover`)."""
     key = (str(platform.config.home), app_cls.package)
     if key in _registered:
@@ -180,14 +175,12 @@ def ensure_registered(platform: Platform, app_cls: type[AppBase]) -> None:
 
 def _in_session_retrying(platform: Platform, work: Callable[[Session], object]) -> None:
     """Run ``work`` in a transaction, again if another process inserted the same app or setting first."""
-    for attempt in range(3):
-        try:
-            with platform.session() as session:
-                work(session)
-            return
-        except IntegrityError:
-            if attempt == 2:
-                raise
+
+    def attempt() -> None:
+        with platform.session() as session:
+            work(session)
+
+    retry(attempt, on=IntegrityError, attempts=3)
 
 
 def discover(platform: Platform) -> list[AppProblem]:

@@ -76,9 +76,7 @@ def gage_values(pg_admin_url: str, dbname: str) -> list[int]:
 def _reset_testing_state() -> None:
     if hasattr(copies, "drop_spares"):
         copies.drop_spares()  # background clones finish before their databases are dropped
-    copies.TEST_DYNAMIC.clear()
-    copies._rebuilt.clear()
-    copies.rebuild_templates = False
+    copies.reset()
     fixtures.session_copies.clear()
 
 

@@ -97,8 +97,8 @@ def test_rebuild_templates_flag_rebuilds_each_template_once(
     oid = database_oid(admin_conn, TEMPLATE)
     # A new run with --rebuild-templates: the template built by an earlier run is rebuilt, once.
     copies.drop_spares()  # what the earlier run's plugin does at its end
-    monkeypatch.setattr(copies, "_rebuilt", set())
-    monkeypatch.setattr(copies, "rebuild_templates", True)
+    copies.reset()  # a new process: no template rebuilt yet
+    copies.set_rebuild_templates(True)  # what the plugin does for --rebuild-templates
     _new_copy()
     rebuilt = database_oid(admin_conn, TEMPLATE)
     assert rebuilt != oid

@@ -73,7 +73,7 @@ class ServiceSpec:
         return f'service "{self.name}" ({self.host}:{self.port})'
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
 
@@ -114,7 +114,7 @@ class PostgresBackend:
         except psycopg.OperationalError as err:
             raise ServiceError(
                 f"Cannot connect to {spec.where} as user \"{spec.username}\""
-                f"{'' if dbname is None else f' (database {dbname})'}: {_first_line(err)}",
+                f"{'' if dbname is None else f' (database {dbname})'}: {first_line(err)}",
                 hint=f"storekeeper services test {spec.name}  (fix with: storekeeper services update {spec.name} "
                 "--host/--port/--username/--password-stdin)",
                 status=502,  # the database server, not the request, is at fault
@@ -187,7 +187,7 @@ class PostgresBackend:
             ) from None
         except psycopg.Error as err:
             raise StoreError(
-                f"Cannot create {what} on {self.spec.where}: {_first_line(err)}",
+                f"Cannot create {what} on {self.spec.where}: {first_line(err)}",
                 hint=f"storekeeper services test {self.spec.name}",
                 service=self.spec.name,
             ) from None
@@ -209,7 +209,7 @@ class PostgresBackend:
                 service=self.spec.name,
             ) from None
         except psycopg.Error as err:
-            raise StoreError(f"Cannot drop {what} on {self.spec.where}: {_first_line(err)}", service=self.spec.name) from None
+            raise StoreError(f"Cannot drop {what} on {self.spec.where}: {first_line(err)}", service=self.spec.name) from None
         return True
 
     def enable_postgis(self, dbname: str, *, what: str) -> None:

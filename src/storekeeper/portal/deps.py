@@ -27,7 +27,7 @@ from storekeeper.portal import auth
 from storekeeper.portal.problems import PortalError
 from storekeeper.portal.state import PortalState
 
-_bearer = HTTPBearer(
+bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="token",
     description="An API token from POST /api/v1/auth/token, sent as: Authorization: Bearer TOKEN",
@@ -47,7 +47,8 @@ PortalDep = Annotated[PortalState, Depends(get_portal)]
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
-def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> auth.Principal:
+def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> auth.Principal:
+    """Return who makes the request (bearer token or session cookie); raise 401/429 when nobody is signed in."""
     platform = get_platform(request)
     if credentials is not None:
         principal = auth.authenticate_token(platform, credentials.credentials)
@@ -63,10 +64,10 @@ def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | 
 
 
 async def current_user(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 ) -> AsyncIterator[auth.Principal]:
     """Return the signed-in user (401 otherwise) and attribute the request's audit events to them."""
-    principal = await run_in_threadpool(_authenticate, request, credentials)
+    principal = await run_in_threadpool(authenticate, request, credentials)
     # Entered here, in the request's own task, so the endpoint (run in a worker thread
     # with a copy of this context) and anything it calls see the actor.
     with audit.acting_as(principal.actor):

@@ -39,7 +39,7 @@ from storekeeper.errors import AppError, StorekeeperError
 from storekeeper.platform.models import DATABASE
 from storekeeper.portal.problems import error_response
 from storekeeper.portal.state import PortalState
-from storekeeper.testing.names import testing_mode
+from storekeeper.stores.mode import testing_mode
 
 if TYPE_CHECKING:
     from storekeeper.apps import AppInfo

@@ -10,8 +10,9 @@ Import the fixture factory from here in a test module or conftest::
         with example_db.sessionmaker() as session:
             ...
 
-Nothing here imports pytest until a fixture factory is used, so the core can
-import :mod:`storekeeper.testing.names` and :mod:`storekeeper.testing.copies`.
+Nothing here imports pytest until a fixture factory is used. The core never
+imports this package; it loads testing mode's implementation
+(:data:`storekeeper.testing.copies.TESTING`) by name when ``STOREKEEPER_TESTING=1``.
 """
 
 from __future__ import annotations

@@ -74,11 +74,11 @@ def _build_client() -> Iterator[PortalClient]:
 
     async def current_user(
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(deps._bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(deps.bearer_scheme)],
     ) -> AsyncIterator[Any]:
         principal = tokens.get(credentials.credentials) if credentials is not None else None
         if principal is None:  # not a test token: the portal's real check (401/403 as usual)
-            principal = await run_in_threadpool(deps._authenticate, request, credentials)
+            principal = await run_in_threadpool(deps.authenticate, request, credentials)
         with audit.acting_as(principal.actor):
             yield principal
 

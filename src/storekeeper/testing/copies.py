@@ -9,6 +9,10 @@ storekeeper version) and is rebuilt when that changes, so it is never stale.
 
 Templates refuse connections once built (``ALLOW_CONNECTIONS false``): a
 clone fails when anyone is connected to its template, and nobody can be.
+
+:data:`TESTING` is testing mode's side of the core's one seam
+(:class:`storekeeper.stores.mode.StoreMode`): the core loads it by name when
+``STOREKEEPER_TESTING=1``. It uses only the core's public functions.
 """
 
 from __future__ import annotations
@@ -21,22 +25,27 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from psycopg import errors as pgerrors
 from psycopg import sql
+from sqlalchemy.orm import Session
 
-from storekeeper import __version__, engines
-from storekeeper.backends import PostgresBackend, get_backend
+from storekeeper import __version__, discovery, engines
+from storekeeper.backends import PostgresBackend, ServiceSpec, get_backend
 from storekeeper.backends import postgresql as pg
-from storekeeper.errors import StoreError
+from storekeeper.backends.names import check_name
+from storekeeper.declaration import AppClass
+from storekeeper.errors import SettingError, StoreError, StorekeeperError
+from storekeeper.platform import Platform
+from storekeeper.platform.models import DATABASE, Service
+from storekeeper.retry import retry
+from storekeeper.services import service_spec, service_specs
+from storekeeper.stores import records
+from storekeeper.stores.initializers import initialize_unrecorded
+from storekeeper.stores.model import SyncResult, Target
 from storekeeper.testing.names import COPY_REGEX, TEMPLATE_REGEX, copy_name, discard_name, spare_name, template_name
-
-if TYPE_CHECKING:
-    from storekeeper.backends import ServiceSpec
-    from storekeeper.platform import Platform
-    from storekeeper.stores import SyncResult, _Target
 
 #: How CREATE DATABASE copies a template (PostgreSQL 15+). Measured by bench/copies.py
 #: on a 10,000-row store with fsync on: WAL_LOG 129-170 ms, FILE_COPY 161-208 ms (FILE_COPY
@@ -61,8 +70,22 @@ class DynamicTestStore:
 TEST_DYNAMIC: dict[tuple[str, str], DynamicTestStore] = {}
 _rebuilt: set[str] = set()
 _lock = threading.Lock()
-#: Set by the pytest plugin's --rebuild-templates: rebuild each template once per run.
-rebuild_templates = False
+#: Set by the pytest plugin's --rebuild-templates (see set_rebuild_templates).
+_options = {"rebuild_templates": False}
+
+
+def set_rebuild_templates(on: bool) -> None:
+    """Rebuild each template once in this process, even when its code hash matches (``--rebuild-templates``)."""
+    with _lock:
+        _options["rebuild_templates"] = on
+
+
+def reset() -> None:
+    """Forget this process's testing state: dynamic test stores, rebuilt templates, options (tests)."""
+    with _lock:
+        TEST_DYNAMIC.clear()
+        _rebuilt.clear()
+        _options["rebuild_templates"] = False
 
 
 def code_hash(initializer: str, spatial: bool) -> str:
@@ -90,48 +113,35 @@ def _clone(conn: psycopg.Connection[Any], template: str, copy: str, *, strategy:
     query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(copy), sql.Identifier(template))
     if strategy and conn.info.server_version >= 150000:
         query = sql.SQL("{} STRATEGY {}").format(query, sql.SQL(strategy))
-    deadline = time.monotonic() + IN_USE_RETRY_SECONDS
-    delay = 0.05
+
+    def in_use(_: BaseException) -> StoreError:
+        return StoreError(
+            f'Cannot clone {what}: its template "{template}" is in use by another connection.',
+            hint=f"close sessions on {template} (pg_stat_activity), or rebuild it: storekeeper test --clean",
+        )
+
     # A shared lock on the template's key: clones run side by side, but never while
     # another process (holding the exclusive lock in ensure_template) rebuilds it.
     conn.execute("SELECT pg_advisory_lock_shared(%s)", (pg.lock_key(template),))
     try:
-        _clone_retrying(conn, query, template, what, deadline, delay)
+        # Another connection may still sit in the template (e.g. a build that has not let go yet).
+        retry(lambda: conn.execute(query), on=pgerrors.ObjectInUse, timeout=IN_USE_RETRY_SECONDS,
+              delay=0.05, give_up=in_use)
     finally:
         conn.execute("SELECT pg_advisory_unlock_shared(%s)", (pg.lock_key(template),))
 
 
-def _clone_retrying(
-    conn: psycopg.Connection[Any], query: sql.Composable, template: str, what: str, deadline: float, delay: float
-) -> None:
-    while True:
-        try:
-            conn.execute(query)
-            return
-        except pgerrors.ObjectInUse:
-            # Another connection sits in the template (e.g. a build that has not let go yet).
-            if time.monotonic() > deadline:
-                raise StoreError(
-                    f'Cannot clone {what}: its template "{template}" is in use by another connection.',
-                    hint=f"close sessions on {template} (pg_stat_activity), or rebuild it: storekeeper test --clean",
-                ) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
-
-
-def _wanted(target: _Target) -> str:
+def _wanted(target: Target) -> str:
     """Return the marker an up-to-date template of this store carries."""
     return TEMPLATE_MARKER + code_hash(target.initializer, target.spatial)
 
 
-def ensure_template(backend: PostgresBackend, target: _Target, *, rebuild: bool = False) -> str:
+def ensure_template(backend: PostgresBackend, target: Target, *, rebuild: bool = False) -> str:
     """Build a store's template unless an up-to-date one exists; return its name."""
-    from storekeeper.stores import _initialize_copy
-
     template = template_name(target.app, target.name)
     want = _wanted(target)
     with _lock:
-        force = (rebuild or rebuild_templates) and template not in _rebuilt
+        force = (rebuild or _options["rebuild_templates"]) and template not in _rebuilt
     with backend.store_lock(template) as conn:
         marker = backend.marker(conn, template)
         exists = marker.exists
@@ -145,7 +155,7 @@ def ensure_template(backend: PostgresBackend, target: _Target, *, rebuild: bool 
             if target.spatial:
                 backend.enable_postgis(template, what=what)
             if target.initializer:
-                _initialize_copy(backend, _retarget(target, template), True)
+                _initialize(backend, target.at(template), True)
         except BaseException:
             backend.drop_database(conn, template, what=what)  # never leave a half-built template behind
             raise
@@ -156,15 +166,16 @@ def ensure_template(backend: PostgresBackend, target: _Target, *, rebuild: bool 
     return template
 
 
-def _retarget(target: _Target, database: str) -> _Target:
-    from dataclasses import replace
-
-    return replace(target, database=database)
+def _initialize(backend: PostgresBackend, target: Target, first_time: bool) -> None:
+    initialize_unrecorded(
+        backend, target, first_time,
+        retry_hint="fix the initializer, then run the tests again (the test copy is rebuilt from scratch)",
+    )
 
 
 def provision_copy(
     platform: Platform,
-    target: _Target,
+    target: Target,
     *,
     refresh: bool = False,
     force_first_time: bool = False,
@@ -177,8 +188,6 @@ def provision_copy(
     ``fresh`` (or ``refresh``) replaces an existing copy with a new clone;
     ``ensure_only`` leaves an existing copy alone without running its initializer.
     """
-    from storekeeper.stores import SyncResult, _initialize_copy
-
     started = time.perf_counter()
     backend = get_backend(target.backend, target.spec)
     dynamic_only = (target.app, target.name) in TEST_DYNAMIC
@@ -200,7 +209,7 @@ def provision_copy(
                 if target.spatial:
                     backend.enable_postgis(target.database, what=target.what)
                 if target.initializer:
-                    _initialize_copy(backend, target, True)
+                    _initialize(backend, target, True)
                 first_time = True if target.initializer else None
             else:
                 template = template_name(target.app, target.name)
@@ -217,7 +226,7 @@ def provision_copy(
             backend.set_marker(conn, target.database, pg.INITIALIZED, target.owner)
             action = "copied" if not dynamic_only else "created"
         elif not ensure_only and target.initializer:
-            _initialize_copy(backend, target, force_first_time)
+            _initialize(backend, target, force_first_time)
             first_time, action = force_first_time, "initializer ran"
     return SyncResult(
         app=target.app, store=target.name, database=target.database, service=target.spec.name,
@@ -240,7 +249,7 @@ def _make_spare(backend: PostgresBackend, template: str, spare: str, owner: str,
 
 
 def _schedule_spare(
-    backend: PostgresBackend, target: _Target, template: str, made_from: str | None, strategy: str | None
+    backend: PostgresBackend, target: Target, template: str, made_from: str | None, strategy: str | None
 ) -> None:
     global _spare_pool
     if _spare_pool is None:
@@ -250,7 +259,7 @@ def _schedule_spare(
     _spares[target.database] = (future, made_from, spare, backend)
 
 
-def _take_spare(conn: psycopg.Connection[Any], backend: PostgresBackend, target: _Target, made_from: str | None) -> bool:
+def _take_spare(conn: psycopg.Connection[Any], backend: PostgresBackend, target: Target, made_from: str | None) -> bool:
     """Rename a ready spare into place as the fresh copy; False when there is none to use."""
     entry = _spares.pop(target.database, None)
     if entry is None:
@@ -270,10 +279,17 @@ def _take_spare(conn: psycopg.Connection[Any], backend: PostgresBackend, target:
     return True
 
 
+def wait_for_spare(target: Target, timeout: float = 300) -> None:
+    """Wait until the spare of a store's next fresh copy is cloned (benchmarks measure the swap alone)."""
+    entry = _spares.get(target.database)
+    if entry is not None:
+        entry[0].result(timeout=timeout)
+
+
 _discards: dict[str, Future[None]] = {}
 
 
-def _discard_in_background(conn: psycopg.Connection[Any], backend: PostgresBackend, target: _Target) -> bool:
+def _discard_in_background(conn: psycopg.Connection[Any], backend: PostgresBackend, target: Target) -> bool:
     """Rename the old copy out of the way and drop it in the background; False if it cannot be renamed now."""
     trash = discard_name(target.app, target.name)
     previous = _discards.pop(trash, None)
@@ -320,7 +336,7 @@ def drop_spares() -> list[str]:
     return dropped
 
 
-def drop_copy(target: _Target) -> bool:
+def drop_copy(target: Target) -> bool:
     """Drop a store's test copy (idempotent)."""
     backend = get_backend(target.backend, target.spec)
     engines.invalidate(target.app, target.name)
@@ -360,9 +376,6 @@ def clean(specs: list[ServiceSpec], *, templates: bool = False, packages: list[s
 
 def clean_all(platform: Platform, *, templates: bool = False, packages: list[str] | None = None) -> list[str]:
     """Drop leftover test copies (and templates) on every registered service that can be reached."""
-    from storekeeper.errors import StorekeeperError
-    from storekeeper.services import service_specs
-
     dropped: list[str] = []
     for spec in service_specs(platform):
         try:
@@ -372,11 +385,134 @@ def clean_all(platform: Platform, *, templates: bool = False, packages: list[str
     return dropped
 
 
+class TestCopies:
+    """Testing mode: store names resolve to test copies; nothing is recorded in the platform database."""
+
+    name = "testing"
+    records = False
+    #: A test copy is cloned on demand, whatever the live store's state.
+    requires_initialized = False
+
+    def database_name(self, package: str, name: str) -> str:
+        """Return the store's test copy (per xdist worker)."""
+        return copy_name(package, name)
+
+    def unrecorded_target(self, platform: Platform, session: Session, package: str, name: str) -> Target | None:
+        """Return the target of a dynamic store this process made in testing mode, or None."""
+        entry = TEST_DYNAMIC.get((package, name))
+        if entry is None:
+            return None
+        svc = session.get(Service, entry.service_id)
+        if svc is None:
+            raise SettingError.unassigned(package, entry.connection_name)
+        return Target(
+            app=package, name=name, setting_id=-1, database=copy_name(package, name), spatial=entry.spatial,
+            initializer=entry.initializer, backend=svc.backend, spec=service_spec(platform, svc),
+        )
+
+    def target(self, platform: Platform, package: str, name: str) -> Target | None:
+        """Return the test-copy target of an app's store, or None when it has none (no service)."""
+        with platform.session() as session:
+            found = self.unrecorded_target(platform, session, package, name)
+            if found is not None:
+                return found
+            app = records.find_app(session, package)
+            row = records.find_setting(app, name) if app else None
+            if app is None or row is None or row.kind != DATABASE or row.service is None:
+                return None
+            return records.make_target(platform, app, row, copy_name(package, name))
+
+    def before_engine(self, platform: Platform, target: Target) -> None:
+        """Clone the test copy if it does not exist yet (never re-runs its initializer)."""
+        provision_copy(platform, target, ensure_only=True)
+
+    def provision(self, platform: Platform, target: Target, *, refresh: bool, force_first_time: bool) -> SyncResult:
+        """Make the store's test copy exist, as a sync does for a live store."""
+        return provision_copy(platform, target, refresh=refresh, force_first_time=force_first_time)
+
+    def create(
+        self,
+        platform: Platform,
+        package: str,
+        name: str,
+        connection_name: str | None,
+        *,
+        spatial: bool,
+        initializer: str,
+        refresh: bool,
+        force_first_time: bool,
+        app_cls: AppClass | None,
+    ) -> SyncResult:
+        """Make test copies only; live stores and the platform records stay untouched."""
+        if app_cls is not None:
+            discovery.ensure_registered(platform, app_cls)
+        else:
+            discovery.discover(platform)
+        with platform.session() as session:
+            app = records.load_app(session, package)
+            row = records.find_setting(app, name)
+            if connection_name is None:
+                if row is None or row.kind != DATABASE:
+                    raise StoreError(
+                        f'create_persistent_store("{name}", None) makes a test copy of an existing store, '
+                        f'but app "{package}" has no store "{name}".',
+                        hint=f"storekeeper app-settings list {package}  (or pass a connection setting to make a new store)",
+                        app=package,
+                        setting=name,
+                    )
+                target = records.make_target(platform, app, row, copy_name(package, name))
+            else:
+                check_name(connection_name, what="setting")
+                conn_row = records.connection_for_store(app, connection_name, name)
+                if row is not None and row.service is not None:
+                    target = records.make_target(platform, app, row, copy_name(package, name))
+                else:
+                    assert conn_row.service is not None  # connection_for_store checked it
+                    TEST_DYNAMIC[(package, name)] = DynamicTestStore(
+                        service_id=conn_row.service.id, connection_name=connection_name, spatial=spatial,
+                        initializer=initializer or (row.initializer if row is not None else ""),
+                    )
+                    found = self.unrecorded_target(platform, session, package, name)
+                    assert found is not None
+                    target = found
+        return provision_copy(platform, target, refresh=refresh, force_first_time=force_first_time)
+
+    def drop(self, platform: Platform, package: str, name: str) -> bool:
+        """Drop the store's test copy (idempotent)."""
+        target = self.target(platform, package, name)
+        if target is not None:
+            drop_copy(target)
+        TEST_DYNAMIC.pop((package, name), None)
+        return True
+
+    def exists(self, platform: Platform, package: str, name: str) -> bool:
+        """Ask the server whether the store's test copy exists."""
+        target = self.target(platform, package, name)
+        if target is None:
+            return False
+        backend = get_backend(target.backend, target.spec)
+        with backend.connect() as conn:
+            return bool(backend.existing(conn, [target.database]))
+
+    def extra_store_names(self, platform: Platform, package: str, known: set[str]) -> list[str]:
+        """Return the dynamic stores this process made in testing mode that exist (they have no record)."""
+        return [
+            name for pkg, name in list(TEST_DYNAMIC)
+            if pkg == package and name not in known and self.exists(platform, pkg, name)
+        ]
+
+
+#: Testing mode's side of the store-mode seam (loaded by name by storekeeper.stores.mode).
+TESTING = TestCopies()
+
+
 __all__ = [
-    "clean_all",
     "CLONE_STRATEGY",
-    "DynamicTestStore",
     "TEST_DYNAMIC",
+    "TESTING",
+    "DynamicTestStore",
+    "TestCopies",
+    "clean_all",
     "clean",
     "code_hash",
     "copy_name",
@@ -384,4 +520,7 @@ __all__ = [
     "drop_spares",
     "ensure_template",
     "provision_copy",
+    "reset",
+    "set_rebuild_templates",
+    "wait_for_spare",
 ]

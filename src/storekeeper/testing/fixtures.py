@@ -37,9 +37,10 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
-from storekeeper import discovery, engines
+from storekeeper import discovery, engines, stores
 from storekeeper.errors import AppError, StoreError
 from storekeeper.platform import load_platform
+from storekeeper.testing import copies
 from storekeeper.testing.names import TESTING_ENV
 
 SCOPE_HELP = "Scope of storekeeper's store copies: function (fresh per test), module or session."
@@ -101,12 +102,10 @@ def _app_class(package: str) -> type[Any]:
 
 def fresh_copy(package: str, name: str) -> StoreCopy:
     """Replace the store's test copy with a new clone of its template and return it (testing mode)."""
-    from storekeeper import stores
-
     platform = load_platform()
     app_cls = _app_class(package)
     discovery.ensure_registered(platform, app_cls)
-    target = stores._test_target(platform, package, name)
+    target = copies.TESTING.target(platform, package, name)
     if target is None:
         raise StoreError(
             f'App "{package}" has no store "{name}" with a service assigned; nothing to copy.',
@@ -114,8 +113,6 @@ def fresh_copy(package: str, name: str) -> StoreCopy:
             app=package,
             setting=name,
         )
-    from storekeeper.testing import copies
-
     copies.provision_copy(platform, target, fresh=True)
     engines.invalidate(package, name)
     handle = stores.resolve(platform, app_cls, name, "database")
@@ -138,8 +135,6 @@ def _copy_fixture(package: str, name: str) -> Iterator[StoreCopy]:
 
 
 def _rollback_fixture(package: str, name: str) -> Iterator[StoreCopy]:
-    from storekeeper import stores
-
     with testing_mode():
         platform = load_platform()
         app_cls = _app_class(package)
@@ -175,8 +170,6 @@ def _rollback_fixture(package: str, name: str) -> Iterator[StoreCopy]:
 
 def drop_session_copies() -> list[str]:
     """Drop the copies this process kept for the session (called by the plugin at session end)."""
-    from storekeeper import stores
-
     dropped = []
     with testing_mode():
         platform = load_platform()

@@ -36,15 +36,10 @@ import os
 import re
 
 from storekeeper.backends.names import MAX_IDENTIFIER_BYTES, database_name
+from storekeeper.stores.mode import TESTING_ENV, testing_mode
 
-TESTING_ENV = "STOREKEEPER_TESTING"
 WORKER_ENV = "PYTEST_XDIST_WORKER"
 _WORKER_RE = re.compile(r"gw(\d{1,4})\Z")
-
-
-def testing_mode() -> bool:
-    """Return True when stores resolve to test copies (``STOREKEEPER_TESTING=1``)."""
-    return os.environ.get(TESTING_ENV) == "1"
 
 
 def worker_id() -> str | None:
@@ -91,3 +86,16 @@ def discard_name(package: str, name: str, worker: str | None = None) -> str:
 #: PostgreSQL regular expressions matching every test copy / template name (any worker, any app).
 COPY_REGEX = r"^test[0-9]*_"
 TEMPLATE_REGEX = r"^tpl_"
+
+__all__ = [
+    "COPY_REGEX",
+    "TEMPLATE_REGEX",
+    "TESTING_ENV",
+    "copy_name",
+    "discard_name",
+    "short_form",
+    "spare_name",
+    "template_name",
+    "testing_mode",
+    "worker_id",
+]

@@ -46,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from storekeeper.testing import copies
 
     if config.getoption("storekeeper_rebuild_templates") or config.getini("storekeeper_rebuild_templates"):
-        copies.rebuild_templates = True
+        copies.set_rebuild_templates(True)
 
 
 #: Connections holding this run's claims (session advisory locks), released when the run ends.

@@ -1,0 +1,35 @@
+"""What an app declares about itself: its identity and its persistent store settings.
+
+:class:`AppDeclaration` is the part of an app the core reads (discovery,
+provisioning, resolution). Apps subclass :class:`storekeeper.AppBase`, which
+adds the classmethods apps call; keeping the declaration apart lets the core
+work with apps without importing the app-facing API, which itself sits on top
+of the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting
+
+
+class AppDeclaration:
+    """An app's identity and settings, as the core sees them (subclass :class:`storekeeper.AppBase`)."""
+
+    #: Display name.
+    name: ClassVar[str] = ""
+    #: The app's identity: CLI arguments, records, URLs and database names.
+    package: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def persistent_store_settings(
+        self,
+    ) -> Iterable[PersistentStoreDatabaseSetting | PersistentStoreConnectionSetting]:
+        """Override to return the app's persistent store settings."""
+        return ()
+
+
+#: The type of an app class, as the core takes it.
+AppClass = type[AppDeclaration]

@@ -1,0 +1,41 @@
+"""Stores: sync, create, drop, check, list and resolve the databases behind apps' settings.
+
+The functions here are the core's store API, which the CLI, the portal and
+:class:`storekeeper.AppBase` call. Each idea has a module of its own:
+
+============================  ===================================================
+:mod:`~.model`                targets, results, listings
+:mod:`~.records`              the platform records behind stores (state, settings)
+:mod:`~.provision`            the live create / initialize / drop state machine
+:mod:`~.initializers`         finding and running ``init(engine, first_time)``
+:mod:`~.mode`                 live stores or test copies: the one seam for testing
+:mod:`~.resolve`              engines by name (the cold side of the hot path)
+:mod:`~.sync`                 sync, create and drop in the current mode
+:mod:`~.listing`              which stores exist
+============================  ===================================================
+"""
+
+from __future__ import annotations
+
+from storekeeper.stores.listing import connection_names, existing_store_names, list_stores, store_exists
+from storekeeper.stores.mode import StoreMode, testing_mode
+from storekeeper.stores.model import DEFAULT_JOBS, StoreInfo, SyncResult, Target
+from storekeeper.stores.resolve import resolve
+from storekeeper.stores.sync import create_store, drop_store, sync_stores
+
+__all__ = [
+    "DEFAULT_JOBS",
+    "StoreInfo",
+    "StoreMode",
+    "SyncResult",
+    "Target",
+    "connection_names",
+    "create_store",
+    "drop_store",
+    "existing_store_names",
+    "list_stores",
+    "resolve",
+    "store_exists",
+    "sync_stores",
+    "testing_mode",
+]

@@ -1,0 +1,91 @@
+"""Initializers: find an app's ``init(engine, first_time)`` by its path and run it on a store."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import create_engine
+
+from storekeeper.backends import PostgresBackend
+from storekeeper.errors import InitializerError
+from storekeeper.stores.model import Target
+
+_module_locks: dict[str, threading.RLock] = {}
+_module_locks_guard = threading.Lock()
+
+
+def split_path(path: str) -> tuple[str, str]:
+    """Split ``package.module.function`` (or ``package.module:function``) into module and attribute."""
+    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    return module_name, attr
+
+
+def import_initializer(target: Target) -> Callable[..., Any]:
+    """Import a store's initializer; raise naming the store and the setting to fix when it cannot be."""
+    path = target.initializer
+    module_name, attr = split_path(path)
+    try:
+        if not module_name or not attr:
+            raise ImportError(f"{path!r} is not a dotted path like 'package.module.function'")
+        func = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise InitializerError(
+            f'Cannot import initializer "{path}" of {target.what}: {err}',
+            hint=f"fix the initializer path of setting \"{target.name}\" in {target.app}'s persistent_store_settings()",
+            app=target.app,
+            setting=target.name,
+        ) from None
+    if not callable(func):
+        raise InitializerError(
+            f'Initializer "{path}" of {target.what} is not callable.',
+            hint="point it at a function init(engine, first_time)",
+            app=target.app,
+            setting=target.name,
+        )
+    return func  # type: ignore[no-any-return]
+
+
+def initializer_lock(path: str) -> threading.RLock:
+    """Return the lock that keeps initializers of one module from running at the same time.
+
+    Initializers of one module usually share SQLAlchemy metadata, and
+    ``metadata.create_all`` (with GeoAlchemy2's table events, for one) is not
+    safe to run from two threads at once; stores whose initializers live in
+    different modules are still initialized in parallel.
+    """
+    module = split_path(path)[0]
+    with _module_locks_guard:
+        return _module_locks.setdefault(module, threading.RLock())  # re-entrant: an initializer may create a store
+
+
+def run_initializer(backend: PostgresBackend, target: Target, first_time: bool) -> None:
+    """Run a store's initializer on its database; its exceptions propagate unchanged."""
+    func = import_initializer(target)
+    # One pooled connection, opened (and the dialect initialized) before waiting for the
+    # module's lock; it is closed with the engine when the initializer is done.
+    engine = create_engine(backend.url(target.database), pool_size=1, max_overflow=4)
+    try:
+        with engine.connect():
+            pass
+        with initializer_lock(target.initializer):
+            func(engine, first_time)
+    finally:
+        engine.dispose()
+
+
+def initialize_unrecorded(backend: PostgresBackend, target: Target, first_time: bool, *, retry_hint: str) -> None:
+    """Run an initializer for a database with no record (a test copy or template); failures name the store."""
+    try:
+        run_initializer(backend, target, first_time)
+    except InitializerError:
+        raise
+    except Exception as err:
+        raise InitializerError(
+            f'Initializer "{target.initializer}" of {target.what} raised {type(err).__name__}: {err}',
+            hint=retry_hint,
+            app=target.app,
+            setting=target.name,
+        ) from err

@@ -1,0 +1,110 @@
+"""The store model: what provisioning works on (targets) and what it reports (results, listings).
+
+A :class:`Target` is a snapshot, taken from the platform records, of all that
+is needed to provision one database: its name on the server, the service
+that holds it, and how to initialize it. Live stores and test copies are both
+provisioned from targets; only the database name differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from storekeeper.backends import ServiceSpec
+from storekeeper.backends.postgresql import Marker
+from storekeeper.errors import StoreError, StorekeeperError
+
+#: Stores a sync works on at once.
+DEFAULT_JOBS = 4
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What happened to one store in a sync or create."""
+
+    app: str
+    store: str
+    database: str | None
+    service: str | None
+    action: str
+    ok: bool
+    first_time: bool | None = None
+    error: str | None = None
+    hint: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def failure(
+        cls, app: str, store: str, database: str | None, service: str | None, err: StorekeeperError
+    ) -> SyncResult:
+        """Return the result of a store whose provisioning failed with ``err``."""
+        return cls(
+            app=app, store=store, database=database, service=service, action="failed", ok=False,
+            error=err.message, hint=err.hint,
+        )
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """A store as ``stores list`` shows it."""
+
+    app: str
+    name: str
+    kind: str  # "static" or "dynamic"
+    service: str | None
+    database: str
+    spatial: bool
+    initializer: str
+    state: str
+    initialized: bool
+    exists: bool | None  # None: the server could not be asked
+    orphaned: bool
+    last_error: str | None
+    size_bytes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is needed to provision one store's database; ``setting_id`` is -1 for an unrecorded one."""
+
+    app: str
+    name: str
+    setting_id: int
+    database: str
+    spatial: bool
+    initializer: str
+    backend: str
+    spec: ServiceSpec
+
+    @property
+    def what(self) -> str:
+        """The store, named for messages."""
+        return f'store "{self.name}" of app "{self.app}" (database {self.database})'
+
+    @property
+    def owner(self) -> str:
+        """The owner written in the database's marker: ``APP/STORE``."""
+        return f"{self.app}/{self.name}"
+
+    def at(self, database: str) -> Target:
+        """Return this target pointed at another database (a template of the same store)."""
+        return replace(self, database=database)
+
+    def check_owner(self, marker: Marker) -> None:
+        """Refuse a database that storekeeper made for another app's store."""
+        if marker.owner is not None and marker.owner != self.owner:
+            other_app, _, other_store = marker.owner.partition("/")
+            raise StoreError(
+                f'Database {self.database} on {self.spec.where} belongs to store "{other_store}" of app '
+                f'"{other_app}", not to {self.what}.',
+                hint=f'rename store "{self.name}" of app "{self.app}" so its database name differs',
+                app=self.app,
+                setting=self.name,
+            )

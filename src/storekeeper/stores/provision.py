@@ -1,0 +1,316 @@
+"""Provisioning live stores: the create / initialize / drop state machine and its locks.
+
+Life of a store (recorded on the setting, mirrored by a marker on the server;
+see :mod:`storekeeper.backends.postgresql`)::
+
+    absent --create--> created --initializer ok--> initialized
+                          |  \\--initializer raised--> failed
+                          '--(crash, failure)--> next sync drops it and starts again empty
+
+``first_time`` is True only for a database that was just created empty, or
+when the caller forces it (``--firsttime``). Two processes working on the same
+store serialize on an advisory lock in the service's maintenance database, so
+a first-time initializer runs exactly once.
+
+:data:`LIVE` is the live side of :class:`storekeeper.stores.mode.StoreMode`;
+the test-copy side lives in :mod:`storekeeper.testing.copies`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storekeeper import audit, discovery, engines
+from storekeeper.backends import get_backend
+from storekeeper.backends import postgresql as pg
+from storekeeper.backends.names import check_name, database_name
+from storekeeper.declaration import AppClass
+from storekeeper.errors import InitializerError, StoreError, StorekeeperError
+from storekeeper.platform import Platform
+from storekeeper.platform.models import ABSENT, CREATED, DATABASE, FAILED, INITIALIZED, App, Setting, utcnow
+from storekeeper.retry import retry
+from storekeeper.stores import records
+from storekeeper.stores.initializers import run_initializer
+from storekeeper.stores.model import SyncResult, Target
+
+#: What provisioning does with a store's database (see decide).
+CREATE, RECREATE, KEEP = "create", "recreate", "keep"
+
+
+def decide(target: Target, marker: pg.Marker, state: str, *, refresh: bool) -> str:
+    """Decide, from the server's marker and the platform's record, what to do with the database.
+
+    The one place the rules live: the sync and its dry run both ask here.
+    Raises when the database exists but storekeeper did not make it.
+    """
+    if not marker.exists:
+        return CREATE
+    if refresh:
+        return RECREATE
+    if marker.state == pg.INITIALIZED or (marker.state is None and state == INITIALIZED):
+        return KEEP
+    if marker.state is None and state == ABSENT:
+        raise StoreError(
+            f"{target.what} already exists on {target.spec.where} but was not created by storekeeper.",
+            hint=f"use another store name, drop that database, or replace it: "
+            f"storekeeper syncstores {target.app} --database {target.name} --refresh",
+            app=target.app,
+            setting=target.name,
+        )
+    # Created but never initialized (a crash or an initializer that raised):
+    # start again from empty so a first-time run never sees half-written data.
+    return RECREATE
+
+
+def provision(platform: Platform, target: Target, *, refresh: bool, force_first_time: bool) -> SyncResult:
+    """Make one store exist and run its initializer, under the store's advisory lock."""
+    started = time.perf_counter()
+    backend = get_backend(target.backend, target.spec)
+    with backend.store_lock(target.database) as conn:
+        marker = backend.marker(conn, target.database)
+        target.check_owner(marker)
+        exists = marker.exists
+        state = records.read_state(platform, target.setting_id, ABSENT)  # again, now that we hold the lock
+        action = "up to date"
+        decision = decide(target, marker, state, refresh=refresh)
+        if decision == RECREATE:
+            engines.invalidate(target.app, target.name)
+            backend.drop_database(conn, target.database, what=target.what)
+            exists, action = False, "recreated"
+        if not exists:
+            # Record the intent before CREATE DATABASE: if we die between the two, the
+            # next sync knows the unmarked database is ours and recreates it.
+            records.bump(platform, target.setting_id, state=CREATED, initialized_at=None, last_error=None)
+            try:
+                backend.create_database(conn, target.database, what=target.what, owner=target.owner)
+            except Exception as err:
+                if not backend.marker(conn, target.database).exists:
+                    # Nothing was made: forget the intent, or a later sync would take a database
+                    # someone else creates under this name for a half-made store of ours.
+                    records.set_state(platform, target.setting_id, state=ABSENT, last_error=pg.first_line(err))
+                raise
+            first_time = True
+            if action != "recreated":
+                action = "created"
+        else:
+            first_time = force_first_time
+            if marker.state is None or marker.owner is None:  # recorded as initialized but unmarked: adopt it
+                backend.set_marker(conn, target.database, pg.INITIALIZED, target.owner)
+            if state != INITIALIZED:
+                records.set_state(platform, target.setting_id, state=INITIALIZED, initialized_at=utcnow())
+        if target.spatial:
+            try:
+                backend.enable_postgis(target.database, what=target.what)
+            except StorekeeperError as err:
+                if state != INITIALIZED or action != "up to date":
+                    records.set_state(platform, target.setting_id, state=FAILED, last_error=err.message)
+                raise
+        if target.initializer:
+            fresh = first_time and action != "up to date"
+            _initialize(platform, backend, target, first_time, fresh=fresh)
+            if action == "up to date":
+                action = "initializer ran"
+        # Marker first, record second: a crash between them is repaired from the marker.
+        if marker.state != pg.INITIALIZED or first_time:
+            backend.set_marker(conn, target.database, pg.INITIALIZED, target.owner)
+        records.set_state(platform, target.setting_id, state=INITIALIZED, initialized_at=utcnow(), last_error=None)
+    return SyncResult(
+        app=target.app,
+        store=target.name,
+        database=target.database,
+        service=target.spec.name,
+        action=action,
+        ok=True,
+        first_time=first_time if target.initializer else None,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _initialize(platform: Platform, backend: pg.PostgresBackend, target: Target, first_time: bool, *, fresh: bool) -> None:
+    """Run the initializer; on failure record it (``fresh``: the store is left failed, to be recreated)."""
+    try:
+        run_initializer(backend, target, first_time)
+    except InitializerError as err:
+        if fresh:
+            records.set_state(platform, target.setting_id, state=FAILED, last_error=err.message)
+        raise
+    except Exception as err:
+        message = f"{type(err).__name__}: {err}"
+        if fresh:
+            records.set_state(platform, target.setting_id, state=FAILED, last_error=message)
+        else:
+            records.set_state(platform, target.setting_id, last_error=message)
+        retry_note = " (the store will be recreated empty and initialized with first_time=True)" if fresh else ""
+        raise InitializerError(
+            f'Initializer "{target.initializer}" of {target.what} raised {message}',
+            hint=f"fix the initializer, then run: storekeeper syncstores {target.app}{retry_note}",
+            app=target.app,
+            setting=target.name,
+        ) from err
+
+
+def plan(platform: Platform, target: Target, *, refresh: bool, force_first_time: bool) -> SyncResult:
+    """What :func:`provision` would do, decided by the same rules, changing nothing."""
+    backend = get_backend(target.backend, target.spec)
+    with backend.connect() as conn:
+        marker = backend.marker(conn, target.database)
+    target.check_owner(marker)
+    state = records.read_state(platform, target.setting_id, ABSENT)
+    decision = decide(target, marker, state, refresh=refresh)
+    if decision == CREATE:
+        action, first = "would create", True
+    elif decision == RECREATE:
+        action, first = "would recreate", True
+    else:
+        action, first = "would run initializer" if target.initializer else "up to date", force_first_time
+    return SyncResult(
+        app=target.app, store=target.name, database=target.database, service=target.spec.name,
+        action=action, ok=True, first_time=first if target.initializer else None,
+    )
+
+
+class LiveStores:
+    """Store names resolve to the live stores; every outcome is recorded in the platform database."""
+
+    name = "live"
+    records = True
+    #: An engine is handed out only for a store whose last initialization succeeded.
+    requires_initialized = True
+
+    def database_name(self, package: str, name: str) -> str:
+        """Return the store's database name: ``<package>_<name>``."""
+        return database_name(package, name)
+
+    def unrecorded_target(self, platform: Platform, session: Session, package: str, name: str) -> Target | None:
+        """Live stores all have records: there is no unrecorded one."""
+        return None
+
+    def before_engine(self, platform: Platform, target: Target) -> None:
+        """Nothing to do: a live store is made by a sync or create, never on demand."""
+
+    def provision(self, platform: Platform, target: Target, *, refresh: bool, force_first_time: bool) -> SyncResult:
+        """Make the store exist and initialize it (the state machine above)."""
+        return provision(platform, target, refresh=refresh, force_first_time=force_first_time)
+
+    def create(
+        self,
+        platform: Platform,
+        package: str,
+        name: str,
+        connection_name: str | None,
+        *,
+        spatial: bool,
+        initializer: str,
+        refresh: bool,
+        force_first_time: bool,
+        app_cls: AppClass | None,
+    ) -> SyncResult:
+        """Record a dynamic store (or find the static one of that name) and provision it."""
+        if connection_name is None:
+            raise StoreError(
+                f'create_persistent_store("{name}", None) makes a test copy, which only works in testing mode.',
+                hint="pass the name of a connection setting, e.g. create_persistent_store(name, 'primary')",
+                app=package,
+                setting=name,
+            )
+        check_name(connection_name, what="setting")
+        if app_cls is not None:
+            discovery.ensure_registered(platform, app_cls)
+        else:
+            discovery.discover(platform)
+
+        def register() -> Target:
+            with platform.session() as session:
+                app = records.load_app(session, package)
+                row = _register_dynamic(session, app, name, connection_name, spatial=spatial, initializer=initializer)
+                return records.make_target(platform, app, row, database_name(package, name))
+
+        # Two processes registering the same new dynamic store race on the unique
+        # (app, name) of settings: the loser tries again and finds the winner's row.
+        target = retry(register, on=IntegrityError, attempts=2)
+        try:
+            result = provision(platform, target, refresh=refresh, force_first_time=force_first_time)
+        except StorekeeperError as err:
+            audit.record_now(platform, "store.create", f"{package}/{name}", "error", err.message)
+            raise
+        audit.record_now(platform, "store.create", f"{package}/{name}", "ok", result.action)
+        return result
+
+    def drop(self, platform: Platform, package: str, name: str) -> bool:
+        """Drop the store's database (idempotent); a dynamic store's record goes with it."""
+        with platform.session() as session:
+            app = records.find_app(session, package)
+            row = records.find_setting(app, name) if app else None
+            if app is None or row is None:
+                return True
+            if row.kind != DATABASE:
+                raise records.wrong_kind(package, name, row.kind)
+            target = records.make_target(platform, app, row, database_name(package, name)) if row.service else None
+            dynamic, setting_id = row.dynamic, row.id
+        engines.invalidate(package, name)
+        dropped = False
+        if target is not None:
+            backend = get_backend(target.backend, target.spec)
+            try:
+                with backend.store_lock(target.database) as conn:
+                    target.check_owner(backend.marker(conn, target.database))
+                    dropped = backend.drop_database(conn, target.database, what=target.what)
+            except StorekeeperError as err:
+                audit.record_now(platform, "store.drop", f"{package}/{name}", "error", err.message)
+                raise
+        with platform.session() as session:
+            setting = session.get(Setting, setting_id)
+            if setting is not None:
+                if dynamic:
+                    session.delete(setting)
+                else:
+                    setting.state, setting.initialized_at = ABSENT, None
+                    setting.generation = setting.generation + 1
+            audit.record(session, "store.drop", f"{package}/{name}", detail="dropped" if dropped else "did not exist")
+        return True
+
+    def exists(self, platform: Platform, package: str, name: str) -> bool:
+        """Ask the store's server whether its database exists."""
+        with platform.session() as session:
+            app = records.find_app(session, package)
+            row = records.find_setting(app, name) if app else None
+            if app is None or row is None or row.kind != DATABASE or row.service is None:
+                return False
+            target = records.make_target(platform, app, row, database_name(package, name))
+        backend = get_backend(target.backend, target.spec)
+        with backend.connect() as conn:
+            return bool(backend.existing(conn, [target.database]))
+
+    def extra_store_names(self, platform: Platform, package: str, known: set[str]) -> list[str]:
+        """Every live store has a record, so ``stores list`` already shows it: none to add."""
+        return []
+
+
+def _register_dynamic(
+    session: Session, app: App, name: str, connection_name: str, *, spatial: bool, initializer: str
+) -> Setting:
+    """Return the setting row a created store provisions: a new dynamic one, or the existing one."""
+    conn_row = records.connection_for_store(app, connection_name, name)
+    row = records.find_setting(app, name)
+    if row is None:
+        row = Setting(
+            name=name, kind=DATABASE, dynamic=True, required=False, description="",
+            initializer=initializer, spatial=spatial, service_id=conn_row.service_id,
+            connection_name=connection_name, state=ABSENT,
+        )
+        app.settings.append(row)
+        audit.record(session, "store.register", f"{app.package}/{name}", detail=f"through {connection_name}")
+    elif row.dynamic:
+        row.spatial = spatial or row.spatial
+        row.initializer = initializer or row.initializer
+    elif row.service_id is None:
+        row.service_id = conn_row.service_id
+    session.flush()
+    return row
+
+
+#: The live side of the store mode.
+LIVE = LiveStores()
