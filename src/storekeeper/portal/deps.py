@@ -35,7 +35,7 @@ bearer_scheme = HTTPBearer(
 
 
 def get_portal(request: Request) -> PortalState:
-    return request.app.state.portal  # type: ignore[no-any-return]
+    return request.app.state.portal
 
 
 def get_platform(request: Request) -> Platform:

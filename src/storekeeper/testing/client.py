@@ -76,7 +76,7 @@ def _build_client() -> Iterator[PortalClient]:
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(deps.bearer_scheme)],
     ) -> AsyncIterator[Any]:
-        principal = tokens.get(credentials.credentials) if credentials is not None else None
+        principal: Any = tokens.get(credentials.credentials) if credentials is not None else None
         if principal is None:  # not a test token: the portal's real check (401/403 as usual)
             principal = await run_in_threadpool(deps.authenticate, request, credentials)
         with audit.acting_as(principal.actor):
@@ -92,7 +92,7 @@ def _build_client() -> Iterator[PortalClient]:
 def portal_client(*, scope: str = "function") -> Callable[..., Any]:
     """Return a fixture yielding a :class:`PortalClient` on the portal, in testing mode."""
 
-    @pytest.fixture(scope=scope)  # type: ignore[misc]
+    @pytest.fixture(scope=scope)  # type: ignore[call-overload]
     def client_fixture() -> Iterator[PortalClient]:
         yield from _build_client()
 

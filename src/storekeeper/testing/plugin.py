@@ -77,7 +77,8 @@ def _claim_run(apps: list[str]) -> None:
             continue  # unreachable: nothing can be shared there now
         _claims.append(conn)
         for app in apps:
-            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(f"test-run:{app}"),)).fetchone()[0]:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(f"test-run:{app}"),)).fetchone()
+            if not (row and row[0]):
                 _release_claims()
                 raise pytest.UsageError(
                     f'Another run of app "{app}"\'s tests is using service "{spec.name}" ({spec.where}); '

@@ -10,12 +10,12 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from storekeeper import apps, audit, services, stores, users
 from storekeeper.portal import auth, jobs
 
-_WRITE_ONLY = {"writeOnly": True, "format": "password"}
+_WRITE_ONLY: dict[str, JsonValue] = {"writeOnly": True, "format": "password"}
 
 
 class _Out(BaseModel):

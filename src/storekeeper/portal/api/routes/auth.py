@@ -26,7 +26,7 @@ def create_token(body: TokenRequest, request: Request, platform: PlatformDep) ->
 @router.get("/me", response_model=Me)
 def me(user: CurrentUser) -> Me:
     """Return who the request is signed in as."""
-    return Me(username=user.username, role=user.role, via=user.via)  # type: ignore[arg-type]
+    return Me(username=user.username, role=user.role, via=user.via)
 
 
 @router.get("/tokens", response_model=list[TokenOut])

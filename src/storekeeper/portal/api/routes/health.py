@@ -55,5 +55,4 @@ def _check(portal: PortalDep) -> Health:
     if names:
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(names))) as pool:
             checks = list(pool.map(one, names))
-    status = "ok" if all(c.ok for c in checks) else "degraded"
-    return Health(status=status, platform=Check(ok=True), services=checks)
+    return Health(status="ok" if all(c.ok for c in checks) else "degraded", platform=Check(ok=True), services=checks)
