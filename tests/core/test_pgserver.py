@@ -19,9 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from storekeeper import pgserver
-from storekeeper.pgserver import binaries
-from storekeeper.pgserver import LocalServer, ServerError
+from storekeeper import pgserver, ports
+from storekeeper.pgserver import LocalServer, ServerError, binaries
 
 # Registers pg_admin_url and postgis_available for this module; pytest ignores
 # the request if the root conftest has already registered the plugin.
@@ -215,6 +214,47 @@ def test_taken_port_is_replaced_by_a_free_one_and_kept(make_server: MakeServer) 
     again.start()
     assert again.status().port == chosen
     again.stop()
+
+
+def test_a_port_taken_between_check_and_bind_is_retried_on_a_free_one(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process may grab the port after start() checked it: the server then starts on a free one."""
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        srv = make_server(port=taken)
+        srv.init()
+        # The race, made certain: the check sees the port free, the server's bind does not.
+        monkeypatch.setattr(ports, "port_is_free", lambda host, port: True)
+        assert srv.start()
+        chosen = srv.status().port
+        assert chosen is not None and chosen != taken
+        assert "could not bind" in srv.log_path.read_text()
+        with connect(srv, password=PASSWORD) as conn:
+            assert conn.execute("SELECT current_setting('port')").fetchone() == (str(chosen),)
+
+
+def test_start_gives_up_after_three_port_races_and_quotes_the_log(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every port tried is taken at bind time, start() stops after three tries with the log's reason."""
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        srv = make_server(port=taken)
+        srv.init()
+        picks: list[str] = []
+        monkeypatch.setattr(ports, "port_is_free", lambda host, port: True)
+        monkeypatch.setattr(ports, "pick_free_port", lambda host: picks.append(host) or taken)
+        with pytest.raises(ServerError) as info:
+            srv.start()
+    assert picks == ["127.0.0.1", "127.0.0.1"]  # the first try used the given port, two more a picked one
+    assert "could not bind" in info.value.message and "did not start" in info.value.message
+    assert info.value.hint and "read the log above" in info.value.hint
+    assert srv.status().running is False
 
 
 def test_failed_start_quotes_the_server_log(make_server: MakeServer) -> None:

@@ -38,6 +38,7 @@ from storekeeper import ports
 from storekeeper.pgserver import binaries, conf, osuser
 from storekeeper.pgserver.binaries import DEFAULT_SEARCH_ROOT, INSTALL_HINT
 from storekeeper.pgserver.errors import ServerError
+from storekeeper.retry import retry
 
 __all__ = ["LocalServer", "ServerStatus"]
 
@@ -45,6 +46,9 @@ _STOP_MODES = ("smart", "fast", "immediate")
 
 #: How many lines of the server log a start error quotes.
 _LOG_TAIL_LINES = 20
+
+#: How many times start() runs pg_ctl when another process takes the port between check and bind.
+_START_ATTEMPTS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +69,14 @@ class ServerStatus:
     pid: int | None
     version: str
     postgis_available: bool
+
+
+class _PortRace(Exception):
+    """A start failed because another process took the port between our check and the bind."""
+
+    def __init__(self, error: ServerError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 class LocalServer:
@@ -270,49 +282,69 @@ class LocalServer:
         self._check_major_version()
 
         preferred = self._port or self.port
-        attempts = 3
-        for attempt in range(attempts):
-            # An explicit or remembered port is kept if free; otherwise pick one.
-            port = preferred if preferred is not None and ports.port_is_free(self.host, preferred) else None
-            if port is None:
-                port = self._free_port()
-            conf.update_auto_conf(self.datadir, conf.connection_settings(self.datadir, self.host, port), self._os_user)
-            conf.ensure_hba_for_host(self.datadir, self.host, self._os_user)
 
-            log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-            args: list[str | Path] = [
-                self.bindir / "pg_ctl",
-                "start",
-                "--pgdata",
-                self.datadir,
-                "--log",
-                self.log_path,
-                "--wait",
-                "--timeout",
-                str(max(1, math.ceil(timeout))),
-                "--silent",
-            ]
-            # pg_ctl redirects the postmaster's output to the log, so capturing
-            # pg_ctl's own output here does not keep pipes open forever.
-            result = self._run(args, timeout=timeout + 30)
-            if result.returncode == 0:
-                return True
-            log_tail = self._log_since(log_offset)
-            # pg_ctl gives up after --timeout but leaves a slow postmaster running:
-            # stop it so a failed start leaves nothing behind.
-            if self._read_pidfile() is not None:
-                self._pg_ctl_stop("immediate", timeout=30)
-            # Another process may grab the free port between our check and the bind.
-            if "could not bind" in log_tail and attempt < attempts - 1:
-                preferred = None
-                continue
-            raise ServerError(
-                f"PostgreSQL server in {self.datadir} did not start (pg_ctl exit {result.returncode}). "
-                f"Last lines of {self.log_path}:\n{log_tail or _tail(result.stdout + result.stderr)}",
-                hint=f"read the log above and fix the cause (see {self.log_path}), then start again",
-                datadir=self.datadir,
-            )
-        raise AssertionError("unreachable")  # pragma: no cover
+        def attempt() -> None:
+            nonlocal preferred
+            try:
+                self._start_on(preferred, timeout)
+            except _PortRace:
+                preferred = None  # the next attempt picks a free port
+                raise
+
+        retry(
+            attempt,
+            on=_PortRace,
+            attempts=_START_ATTEMPTS,
+            give_up=lambda err: err.error if isinstance(err, _PortRace) else None,
+        )
+        return True
+
+    def _start_on(self, preferred: int | None, timeout: float) -> None:
+        """Run ``pg_ctl start`` once, on ``preferred`` if it is free, else on a free port.
+
+        Raises :class:`_PortRace` when another process took the port between our
+        check and the server's bind, :class:`ServerError` on any other failure.
+        """
+        # An explicit or remembered port is kept if free; otherwise pick one.
+        port = preferred if preferred is not None and ports.port_is_free(self.host, preferred) else None
+        if port is None:
+            port = self._free_port()
+        conf.update_auto_conf(self.datadir, conf.connection_settings(self.datadir, self.host, port), self._os_user)
+        conf.ensure_hba_for_host(self.datadir, self.host, self._os_user)
+
+        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        args: list[str | Path] = [
+            self.bindir / "pg_ctl",
+            "start",
+            "--pgdata",
+            self.datadir,
+            "--log",
+            self.log_path,
+            "--wait",
+            "--timeout",
+            str(max(1, math.ceil(timeout))),
+            "--silent",
+        ]
+        # pg_ctl redirects the postmaster's output to the log, so capturing
+        # pg_ctl's own output here does not keep pipes open forever.
+        result = self._run(args, timeout=timeout + 30)
+        if result.returncode == 0:
+            return
+        log_tail = self._log_since(log_offset)
+        # pg_ctl gives up after --timeout but leaves a slow postmaster running:
+        # stop it so a failed start leaves nothing behind.
+        if self._read_pidfile() is not None:
+            self._pg_ctl_stop("immediate", timeout=30)
+        error = ServerError(
+            f"PostgreSQL server in {self.datadir} did not start (pg_ctl exit {result.returncode}). "
+            f"Last lines of {self.log_path}:\n{log_tail or _tail(result.stdout + result.stderr)}",
+            hint=f"read the log above and fix the cause (see {self.log_path}), then start again",
+            datadir=self.datadir,
+        )
+        # Another process may grab the free port between our check and the bind.
+        if "could not bind" in log_tail:
+            raise _PortRace(error)
+        raise error
 
     def stop(self, mode: str = "fast", timeout: float = 60) -> bool:
         """Stop the server and wait until it has exited.
