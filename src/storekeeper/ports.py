@@ -20,7 +20,15 @@ import errno
 import socket
 from typing import Any
 
-__all__ = ["NoFreePortError", "SocketAddress", "bind_addresses", "bind_error", "pick_free_port", "port_is_free"]
+__all__ = [
+    "PICK_ATTEMPTS",
+    "NoFreePortError",
+    "SocketAddress",
+    "bind_addresses",
+    "bind_error",
+    "pick_free_port",
+    "port_is_free",
+]
 
 #: An address family and a socket address for it, as :func:`socket.getaddrinfo` returns them.
 SocketAddress = tuple[int, tuple[Any, ...]]
