@@ -27,6 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from storekeeper.config import Config, env_var, set_values
 from storekeeper.errors import ConfigError, StorekeeperError
 from storekeeper.pgserver import LocalServer
+from storekeeper.ports import port_is_free
 
 ROOT_DATA_ROOT = Path("/var/lib/storekeeper")
 DEFAULT_PORT = 5432
@@ -84,16 +85,10 @@ def init(config: Config) -> tuple[LocalServer, bool]:
         os.chmod(path.parent, 0o755)
         os.chmod(path.parent.parent, 0o755)
     wanted = config.local_port or DEFAULT_PORT
-    srv = LocalServer(path, password=password, port=None if _port_taken(wanted) else wanted)
+    # Taken: let the server pick a free port (start() would replace it anyway).
+    srv = LocalServer(path, password=password, port=wanted if port_is_free("127.0.0.1", wanted) else None)
     created = srv.init()
     return srv, created
-
-
-def _port_taken(port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def start(config: Config) -> tuple[LocalServer, bool]:

@@ -205,16 +205,11 @@ def run(
 
     # 1. home, config, platform database
     config = load_config()
-    created_db = db.create_database_if_missing(config.database_url)
-    engine = db.make_engine(config.database_url)
-    try:
-        before, after = db.upgrade(engine)
-    finally:
-        engine.dispose()
+    schema = db.ensure_schema(config)
     reset_platform()
-    report(Step("platform", "done" if created_db or before != after else "already",
-                f"Home {config.home}; platform database at migration {after}"
-                + (f" (was {before})" if before and before != after else "")))
+    report(Step("platform", "done" if schema.changed else "already",
+                f"Home {config.home}; platform database at migration {schema.after}"
+                + (f" (was {schema.before})" if schema.before and schema.before != schema.after else "")))
     platform = load_platform()
 
     # 2. a service

