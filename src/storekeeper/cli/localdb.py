@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from storekeeper.cli import render
 from storekeeper.cli.common import JsonOpt
 
+if TYPE_CHECKING:
+    from storekeeper.config import Config
 
-def _config():  # type: ignore[no-untyped-def]
+#: ``db status``'s exit code when the server is initialized but not running (as ``pg_ctl status``'s).
+NOT_RUNNING = 3
+
+
+def _config() -> Config:
     from storekeeper.config import load_config
 
     return load_config()
@@ -70,8 +76,12 @@ def db_status(as_json: JsonOpt = False) -> None:
     from storekeeper import localdb
 
     st = localdb.status(_config())
+    # Scripts test "is it running" by the exit code, with or without --json.
+    stopped = st["running"] is False and bool(st["initialized"])
     if as_json:
         render.json_out(st)
+        if stopped:
+            raise typer.Exit(NOT_RUNNING)
         return
     render.fields(
         {
@@ -87,5 +97,5 @@ def db_status(as_json: JsonOpt = False) -> None:
     )
     if not st["initialized"]:
         render.out.print("Create it with: storekeeper db init  (or storekeeper db start)")
-    if st["running"] is False and st["initialized"]:
-        raise typer.Exit(3)  # like pg_ctl status: scripts can test "is it running"
+    if stopped:
+        raise typer.Exit(NOT_RUNNING)  # like pg_ctl status: scripts can test "is it running"
