@@ -50,7 +50,13 @@ log = logging.getLogger("storekeeper.portal")
 
 
 class SignInRequired(Exception):
-    """The request has no valid session: send the browser to the sign-in page."""
+    """The request has no valid session: send the browser to the sign-in page.
+
+    Not a :class:`~storekeeper.errors.StorekeeperError` on purpose: no user ever
+    sees it as an error. It is the web admin's control-flow signal, which
+    :class:`PageRoute` turns into a redirect (the API's 401 is
+    :meth:`PortalError.unauthenticated <storekeeper.errors.PortalError.unauthenticated>`).
+    """
 
 
 # -- templates -----------------------------------------------------------------------------
