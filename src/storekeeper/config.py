@@ -3,7 +3,7 @@
 Precedence, lowest first: defaults, the config file in the home directory,
 environment variables, then values passed in code (CLI flags). Each key is
 declared once in :class:`Config` with its type, default and one-line help;
-the docs table (``storekeeper settings --list``) is generated from it.
+the docs table (``storekeeper settings``, which lists every key) is generated from it.
 
 A key's environment variable is its dotted name upper-cased with dots turned
 into underscores and ``STOREKEEPER_`` in front: ``database.url`` →
@@ -317,8 +317,8 @@ def describe(config: Config) -> list[dict[str, Any]]:
     """Return every key with its value, source and help, secrets masked."""
     file_values = read_file(config.home)
     rows = []
-    for key, (field, help_text, _default) in KEYS.items():
-        value = getattr(config, field)
+    for key, (attr, help_text, _default) in KEYS.items():
+        value = getattr(config, attr)
         if os.environ.get(env_var(key)) is not None:
             source = f"env {env_var(key)}"
         elif key in file_values:

@@ -25,7 +25,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 from storekeeper.config import Config, env_var, set_values
-from storekeeper.errors import ConfigError, StorekeeperError
+from storekeeper.errors import ConfigError, ServerError
 from storekeeper.pgserver import LocalServer
 from storekeeper.ports import port_is_free
 
@@ -60,9 +60,10 @@ def server(config: Config) -> LocalServer:
     """Return the local server of this home (raise with the fix when it was never initialized)."""
     password = _password(config)
     if password is None:
-        raise StorekeeperError(
+        raise ServerError(
             "There is no local PostgreSQL server for this home yet.",
             hint="storekeeper db init",
+            datadir=datadir(config),
         )
     return LocalServer(datadir(config), password=password, port=None)
 
@@ -73,9 +74,10 @@ def init(config: Config) -> tuple[LocalServer, bool]:
     password = _password(config)
     if password is None:
         if (path / "PG_VERSION").exists():
-            raise StorekeeperError(
+            raise ServerError(
                 f"{path} holds a PostgreSQL cluster, but this home has no password for it.",
                 hint=f"remove {path} (its data is lost) or set local.datadir to another place, then: storekeeper db init",
+                datadir=path,
             )
         password = secrets.token_urlsafe(24)
         token = Fernet(config.fernet_key()).encrypt(password.encode()).decode()
@@ -98,11 +100,14 @@ def start(config: Config) -> tuple[LocalServer, bool]:
     return srv, started
 
 
-def stop(config: Config) -> bool:
-    """Stop the local server; False when it was not running (or never initialized)."""
+def stop(config: Config, *, mode: str = "fast") -> bool:
+    """Stop the local server; False when it was not running (or never initialized).
+
+    ``mode`` is PostgreSQL's shutdown mode: ``smart``, ``fast`` or ``immediate``.
+    """
     if _password(config) is None:
         return False
-    return server(config).stop()
+    return server(config).stop(mode)
 
 
 def status(config: Config) -> dict[str, Any]:
@@ -134,12 +139,12 @@ def register_service(config: Config, platform: Any, name: str = "local") -> str:
     srv = server(config)
     st = srv.status()
     if not st.running or st.port is None:
-        raise StorekeeperError("The local PostgreSQL server is not running.", hint="storekeeper db start")
-    details = {"host": "127.0.0.1", "port": st.port, "username": srv.superuser, "password": srv.password}
+        raise ServerError("The local PostgreSQL server is not running.", hint="storekeeper db start")
+    host, port, username, password = "127.0.0.1", st.port, srv.superuser, srv.password
     try:
         services.get_service(platform, name)
     except ServiceError:
-        services.create_service(platform, name=name, **details)
+        services.create_service(platform, name=name, host=host, port=port, username=username, password=password)
     else:
-        services.update_service(platform, name, **details)
+        services.update_service(platform, name, host=host, port=port, username=username, password=password)
     return name

@@ -31,7 +31,7 @@ from typing import Any
 
 from storekeeper import apps, discovery, localdb, services, stores, users
 from storekeeper.config import Config, load_config
-from storekeeper.errors import ServiceError, StorekeeperError
+from storekeeper.errors import AppError, ServiceError
 from storekeeper.platform import db, load_platform, reset_platform
 
 #: The example apps quickstart installs, by app package, with their source folder under examples/.
@@ -98,7 +98,7 @@ def _activate_new_installs() -> None:
 def install_examples(missing: list[str], source: Path | None) -> None:
     """pip-install the missing example apps from ``source`` into this interpreter's environment."""
     if source is None:
-        raise StorekeeperError(
+        raise AppError(
             f"The example app(s) {', '.join(missing)} are not installed, and their sources "
             "(the examples/ folder of a storekeeper checkout) were not found.",
             hint="run quickstart from a storekeeper source checkout (pip install -e .), pass --examples DIR, "
@@ -108,7 +108,7 @@ def install_examples(missing: list[str], source: Path | None) -> None:
     for package in missing:
         path = source / EXAMPLE_APPS[package]
         if not (path / "pyproject.toml").is_file():
-            raise StorekeeperError(
+            raise AppError(
                 f'The example app "{package}" has no pyproject.toml in {path}.',
                 hint="pass the examples folder of a storekeeper checkout: storekeeper quickstart --examples DIR",
             )
@@ -119,7 +119,7 @@ def install_examples(missing: list[str], source: Path | None) -> None:
     )
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
-        raise StorekeeperError(
+        raise AppError(
             f"Installing the example app(s) {', '.join(missing)} failed:\n{tail}",
             hint=f"{sys.executable} -m pip install {' '.join(paths)}",
         )
@@ -227,7 +227,7 @@ def run(
             installed, _ = discovery.installed_apps(reload=True)
             still = [p for p in missing if p not in installed]
             if still:
-                raise StorekeeperError(
+                raise AppError(
                     f"The example app(s) {', '.join(still)} were installed but are not found as apps.",
                     hint="run storekeeper quickstart again in a new shell (storekeeper apps list shows what is found)",
                 )

@@ -216,12 +216,7 @@ def create_service(
     _check_values(values)
     with platform.session() as session:
         if session.scalar(select(Service).where(Service.name == name)) is not None:
-            raise ServiceError(
-                f'Service "{name}" already exists.',
-                hint=f"storekeeper services update {name} ...  (or choose another --name)",
-                status=409,
-                service=name,
-            )
+            raise ServiceError.exists(name)
         svc = Service(
             name=name,
             backend="postgresql",
@@ -292,12 +287,7 @@ def remove_service(platform: Platform, name: str, *, force: bool = False) -> lis
         svc = _get(session, name)
         assigned = _assigned(session, svc.id)
         if assigned and not force:
-            raise ServiceError(
-                f'Service "{name}" is assigned to {len(assigned)} setting(s): {", ".join(assigned)}.',
-                hint=f"unassign them (storekeeper app-settings reset APP SETTING) or: storekeeper services remove {name} --force",
-                status=409,
-                service=name,
-            )
+            raise ServiceError.in_use(name, assigned)
         for setting in session.scalars(select(Setting).where(Setting.service_id == svc.id)):
             # The store (if any) stays on that server; this setting no longer has one.
             setting.service_id = None

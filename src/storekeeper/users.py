@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from storekeeper import audit
-from storekeeper.errors import StorekeeperError
+from storekeeper.errors import UserError
 from storekeeper.platform import Platform
 from storekeeper.platform.models import User
 
@@ -26,30 +26,17 @@ class UserInfo:
     active: bool
 
 
-def _not_found(username: str) -> StorekeeperError:
-    err = StorekeeperError(
-        f'User "{username}" does not exist.',
-        hint="check the spelling; an admin lists the users with GET /api/v1/users",
-        user=username,
-    )
-    err.status = 404
-    return err
-
-
 def check_password(password: str) -> None:
     """Raise unless ``password`` is acceptable for a portal user."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise StorekeeperError(
-            f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.",
-            hint="choose a longer password",
-        )
+        raise UserError.short_password(MIN_PASSWORD_LENGTH)
 
 
 def _check_new(username: str, role: str) -> None:
     if not username or len(username) > 150:
-        raise StorekeeperError("A username must be 1 to 150 characters.", hint="--username admin")
+        raise UserError.bad_username()
     if role not in ROLES:
-        raise StorekeeperError(f"Role {role!r} is not one of {', '.join(ROLES)}.", hint="--role admin")
+        raise UserError.unknown_role(role, ROLES)
 
 
 def upsert_user(platform: Platform, username: str, password: str, *, role: str = "admin") -> tuple[UserInfo, bool]:
@@ -96,7 +83,7 @@ def get_user(platform: Platform, username: str) -> UserInfo:
     with platform.session() as session:
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
-            raise _not_found(username)
+            raise UserError.not_found(username)
         return UserInfo(user.username, user.role, user.active)
 
 
@@ -105,20 +92,14 @@ def create_user(platform: Platform, username: str, password: str, *, role: str =
     _check_new(username, role)
     check_password(password)
     password_hash = _hasher.hash(password)
-    taken = StorekeeperError(
-        f'User "{username}" already exists.',
-        hint=f"choose another username, or change this one: PATCH /api/v1/users/{username}",
-        user=username,
-    )
-    taken.status = 409
     try:
         with platform.session() as session:
             if session.scalar(select(User.id).where(User.username == username)) is not None:
-                raise taken
+                raise UserError.taken(username)
             session.add(User(username=username, password_hash=password_hash, role=role, active=True))
             audit.record(session, "user.create", username, detail=f"role {role}")
     except IntegrityError:  # created by someone else between our check and our insert
-        raise taken from None
+        raise UserError.taken(username) from None
     return UserInfo(username, role, True)
 
 
@@ -135,25 +116,19 @@ def update_user(
     Refused when it would leave no active admin.
     """
     if role is not None and role not in ROLES:
-        raise StorekeeperError(f"Role {role!r} is not one of {', '.join(ROLES)}.", hint='"role": "admin" or "viewer"')
+        raise UserError.unknown_role(role, ROLES)
     if password is not None:
         check_password(password)
     with platform.session() as session:
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
-            raise _not_found(username)
+            raise UserError.not_found(username)
         demoted = user.role == "admin" and user.active and (role == "viewer" or active is False)
         if demoted:
             admins = session.scalars(select(User.username).where(User.role == "admin", User.active.is_(True))).all()
             if admins == [username]:
-                err = StorekeeperError(
-                    f'User "{username}" is the only active admin; disabling or demoting them would lock everyone out.',
-                    hint="create or enable another admin first",
-                    user=username,
-                )
-                err.status = 409
-                raise err
-        changed = []
+                raise UserError.last_admin(username)
+        changed: list[str] = []
         if role is not None and role != user.role:
             user.role, changed = role, [*changed, f"role {role}"]
         if active is not None and active != user.active:

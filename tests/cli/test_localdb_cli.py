@@ -37,6 +37,21 @@ def test_status_before_init_says_how_to_create_it(local_home):
     assert _json(local_home("db", "status", "--json"))["initialized"] is False
 
 
+def test_status_exits_3_for_a_stopped_server_with_or_without_json(local_home):
+    _json(local_home("db", "init", "--json"))  # initialized, never started
+    plain = local_home("db", "status")
+    as_json = local_home("db", "status", "--json")
+    assert (plain.returncode, as_json.returncode) == (3, 3), plain.stderr + as_json.stderr
+    doc = json.loads(as_json.stdout)
+    assert doc["initialized"] is True and doc["running"] is False
+
+
+def test_status_exit_code_is_the_same_with_json_before_init(local_home):
+    plain = local_home("db", "status")
+    as_json = local_home("db", "status", "--json")
+    assert plain.returncode == as_json.returncode == 0
+
+
 def test_start_runs_a_password_protected_loopback_server_and_is_idempotent(local_home, sk_home):
     first = _json(local_home("db", "start", "--json"))
     assert first["started"] is True and first["running"] is True
@@ -61,6 +76,7 @@ def test_stop_twice_is_not_an_error_and_status_exits_3_when_stopped(local_home):
     status = local_home("db", "status")
     assert status.returncode == 3
     assert "running" in status.stdout
+    assert local_home("db", "status", "--json").returncode == 3
 
 
 def test_start_picks_another_port_when_5432_is_taken(local_home):

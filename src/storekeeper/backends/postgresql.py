@@ -112,14 +112,7 @@ class PostgresBackend:
         try:
             return psycopg.connect(autocommit=True, **params)
         except psycopg.OperationalError as err:
-            raise ServiceError(
-                f"Cannot connect to {spec.where} as user \"{spec.username}\""
-                f"{'' if dbname is None else f' (database {dbname})'}: {first_line(err)}",
-                hint=f"storekeeper services test {spec.name}  (fix with: storekeeper services update {spec.name} "
-                "--host/--port/--username/--password-stdin)",
-                status=502,  # the database server, not the request, is at fault
-                service=spec.name,
-            ) from None
+            raise ServiceError.unreachable(spec.name, spec.where, spec.username, dbname, first_line(err)) from None
 
     def url(self, dbname: str | None = None) -> URL:
         """Return the SQLAlchemy URL of a database on this service (maintenance database by default)."""

@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from storekeeper.cli import render
-from storekeeper.errors import ConfirmationRequired, StorekeeperError
+from storekeeper.errors import ConfirmationRequired, InputError, StorekeeperError
 from storekeeper.platform import Platform, load_platform
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -48,14 +48,14 @@ def read_secret(prompt: str, from_stdin: bool, *, hint: str = "pipe it in with -
     if from_stdin:
         value = sys.stdin.readline().rstrip("\r\n")
         if not value:
-            raise StorekeeperError("--password-stdin was given but standard input is empty.", hint="echo PASSWORD | storekeeper ...")
+            raise InputError("--password-stdin was given but standard input is empty.", hint="echo PASSWORD | storekeeper ...")
         return value
     if not sys.stdin.isatty():
-        raise StorekeeperError(
+        raise InputError(
             f"{prompt} is needed and there is no terminal to ask on.",
             hint=hint,
         )
-    return typer.prompt(prompt, hide_input=True)
+    return str(typer.prompt(prompt, hide_input=True))
 
 
 class Group(TyperGroup):

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import enum
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from storekeeper.cli import render
 from storekeeper.cli.common import JsonOpt
 
+if TYPE_CHECKING:
+    from storekeeper.config import Config
 
-def _config():  # type: ignore[no-untyped-def]
+class StopMode(str, enum.Enum):
+    """PostgreSQL's shutdown modes, as ``pg_ctl stop --mode`` takes them."""
+
+    smart = "smart"
+    fast = "fast"
+    immediate = "immediate"
+
+
+#: ``db status``'s exit code when the server is initialized but not running (as ``pg_ctl status``'s).
+NOT_RUNNING = 3
+
+
+def _config() -> Config:
     from storekeeper.config import load_config
 
     return load_config()
@@ -54,11 +69,18 @@ def db_start(
                     f"(Debian/Ubuntu: apt-get install postgresql-{str(st['version']).split('.')[0]}-postgis-3)")
 
 
-def db_stop(as_json: JsonOpt = False) -> None:
+def db_stop(
+    mode: Annotated[
+        StopMode,
+        typer.Option("--mode", help="smart waits for clients to leave, fast ends their sessions, "
+                     "immediate aborts (crash recovery at the next start)."),
+    ] = StopMode.fast,
+    as_json: JsonOpt = False,
+) -> None:
     """Stop the local PostgreSQL server; a no-op when it is not running."""
     from storekeeper import localdb
 
-    stopped = localdb.stop(_config())
+    stopped = localdb.stop(_config(), mode=mode.value)
     if as_json:
         render.json_out({"stopped": stopped})
     else:
@@ -70,8 +92,12 @@ def db_status(as_json: JsonOpt = False) -> None:
     from storekeeper import localdb
 
     st = localdb.status(_config())
+    # Scripts test "is it running" by the exit code, with or without --json.
+    stopped = st["running"] is False and bool(st["initialized"])
     if as_json:
         render.json_out(st)
+        if stopped:
+            raise typer.Exit(NOT_RUNNING)
         return
     render.fields(
         {
@@ -87,5 +113,5 @@ def db_status(as_json: JsonOpt = False) -> None:
     )
     if not st["initialized"]:
         render.out.print("Create it with: storekeeper db init  (or storekeeper db start)")
-    if st["running"] is False and st["initialized"]:
-        raise typer.Exit(3)  # like pg_ctl status: scripts can test "is it running"
+    if stopped:
+        raise typer.Exit(NOT_RUNNING)  # like pg_ctl status: scripts can test "is it running"

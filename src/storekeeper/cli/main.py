@@ -184,11 +184,11 @@ def syncstores(
 ) -> None:
     """Create missing stores (PostGIS for spatial ones) and run their initializers."""
     from storekeeper import stores
-    from storekeeper.errors import StorekeeperError
+    from storekeeper.errors import InputError
 
     names = [a for a in (apps or []) if a != "all"]
     if not names and not all_apps and "all" not in (apps or []):
-        raise StorekeeperError("Name the apps to sync, or use --all.", hint="storekeeper syncstores APP  (see: storekeeper apps list)")
+        raise InputError("Name the apps to sync, or use --all.", hint="storekeeper syncstores APP  (see: storekeeper apps list)")
     selected = None if (all_apps or "all" in (apps or [])) else names
     if refresh and not dry_run:
         what = ", ".join(selected) if selected else "every installed app"

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from storekeeper.cli import render
-from storekeeper.errors import StorekeeperError
+from storekeeper.errors import InputError
 from storekeeper.ports import bind_error
 
 #: The app factory uvicorn imports in each worker process.
@@ -23,7 +23,7 @@ def check_port_free(host: str, port: int) -> None:
     """Raise, naming the fix, when something already listens on host:port."""
     err = bind_error(host, port)
     if err is not None:
-        raise StorekeeperError(
+        raise InputError(
             f"Cannot serve the portal on {host}:{port}: {err.strerror or err} (is a portal already running?).",
             hint=f"stop the other server, or pick another port: --port {port + 1 if port < 65535 else 8000}",
         )

@@ -13,7 +13,7 @@ import typer
 
 from storekeeper.cli import render
 from storekeeper.cli.common import JsonOpt, platform
-from storekeeper.errors import AppError, StorekeeperError
+from storekeeper.errors import AppError, ConfigError, InputError
 
 
 def _tests_path(package: str) -> Path:
@@ -58,12 +58,12 @@ def test_command(
             render.ok(f"Dropped {len(dropped)} test database(s)" + (f": {', '.join(dropped)}" if dropped else ""))
         return
     if app is None:
-        raise StorekeeperError("Name the app whose tests to run.", hint="storekeeper test APP  (see: storekeeper apps list)")
+        raise InputError("Name the app whose tests to run.", hint="storekeeper test APP  (see: storekeeper apps list)")
     platform()  # fail early, with the fix, if storekeeper is not set up
     import importlib.util
 
     if importlib.util.find_spec("pytest") is None:
-        raise StorekeeperError(
+        raise ConfigError(
             f"pytest is not installed in this environment ({sys.prefix}), so app tests cannot run.",
             hint=f"{sys.executable} -m pip install 'storekeeper[test]'  (or just pytest)",
             app=app,

@@ -120,7 +120,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except SQLAlchemyError as err:
-        raise PlatformError(f"Migrating the platform database failed: {err}", hint="storekeeper db upgrade --debug") from err
+        raise PlatformError(f"Migrating the platform database failed: {err}", hint="storekeeper --debug db upgrade") from err
     return before, current_revision(engine)
 
 

@@ -43,10 +43,9 @@ from sqlalchemy import delete, or_, select, update
 
 from storekeeper import audit, users
 from storekeeper.config import Config
-from storekeeper.errors import StorekeeperError
+from storekeeper.errors import PortalError, TokenError
 from storekeeper.platform import Platform
 from storekeeper.platform.models import ApiToken, SignInThrottle, User, utcnow
-from storekeeper.portal.problems import PortalError
 
 #: API tokens start with this, so they are easy to spot in a leak scanner or a log.
 TOKEN_PREFIX = "skt_"
@@ -121,7 +120,7 @@ def _token_info(row: ApiToken, username: str) -> TokenInfo:
 def _token_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > 100:
-        raise StorekeeperError("A token name must be 1 to 100 characters.", hint='e.g. "name": "deploy script"')
+        raise TokenError.bad_name()
     return name
 
 
@@ -156,12 +155,7 @@ def revoke_token(platform: Platform, token_id: int, *, owner: str | None = None)
             select(ApiToken, User.username).join(ApiToken.user).where(ApiToken.id == token_id)
         ).first()
         if found is None or (owner is not None and found[1] != owner):
-            err = StorekeeperError(
-                f"API token {token_id} does not exist" + (f' among the tokens of user "{owner}".' if owner else "."),
-                hint="list your tokens: GET /api/v1/auth/tokens",
-            )
-            err.status = 404
-            raise err
+            raise TokenError.not_found(token_id, owner)
         row, username = found
         if not row.revoked:
             row.revoked = True
@@ -261,13 +255,7 @@ def sign_in(platform: Platform, username: str, password: str, *, client: str) ->
         _record_failure(platform, key)
         with audit.acting_as(f"client:{client}"):
             audit.record_now(platform, "user.sign_in", username[:150], "error", "wrong username or password")
-        raise PortalError(
-            "Wrong username or password, or the user is disabled.",
-            status=401,
-            hint=f"check both; after {MAX_FAILURES} failures in {FAILURE_WINDOW} s, sign-in from this address "
-            f"is paused for {BLOCK_SECONDS} s",
-            headers={"WWW-Authenticate": 'Bearer realm="storekeeper"'},
-        )
+        raise PortalError.wrong_credentials(MAX_FAILURES, FAILURE_WINDOW, BLOCK_SECONDS)
     _clear_failures(platform, key)
     return user
 
@@ -370,4 +358,4 @@ def require_csrf(request: Request, submitted: str | None) -> None:
 
 
 def _config(request: Request) -> Config:
-    return request.app.state.portal.config  # type: ignore[no-any-return]
+    return request.app.state.portal.config

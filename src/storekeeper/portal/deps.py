@@ -22,9 +22,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from storekeeper import audit
+from storekeeper.errors import PortalError
 from storekeeper.platform import Platform
 from storekeeper.portal import auth
-from storekeeper.portal.problems import PortalError
 from storekeeper.portal.state import PortalState
 
 bearer_scheme = HTTPBearer(

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import select
 
 from storekeeper import apps, audit, stores
-from storekeeper.errors import SettingError, StorekeeperError
+from storekeeper.errors import JobError, SettingError, StorekeeperError
 from storekeeper.platform import Platform
 from storekeeper.platform.models import DATABASE, JOB_FAILED, QUEUED, RUNNING, SUCCEEDED, Job, utcnow
 
@@ -80,13 +80,7 @@ def get_job(platform: Platform, job_id: str) -> JobInfo:
     with platform.session() as session:
         job = session.get(Job, job_id)
         if job is None:
-            err = StorekeeperError(
-                f'Job "{job_id}" does not exist.',
-                hint="list recent jobs: GET /api/v1/jobs  (the Location header of POST .../sync names the job)",
-                job=job_id,
-            )
-            err.status = 404
-            raise err
+            raise JobError.not_found(job_id)
         return _info(job)
 
 

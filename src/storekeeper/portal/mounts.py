@@ -73,13 +73,7 @@ def not_ready_error(info: AppInfo) -> AppError | None:
         if unsynced:
             problems.append(f"store(s) {', '.join(unsynced)} are not initialized")
         steps.append(f"sync its stores (storekeeper syncstores {package}, or POST /api/v1/apps/{package}/sync)")
-    err = AppError(
-        f'App "{package}" is not ready: {"; ".join(problems)}.',
-        hint="an admin must " + ", then ".join(steps),
-        app=package,
-    )
-    err.status = 503
-    return err
+    return AppError.not_ready(package, problems, steps)
 
 
 class ReadinessGate:

@@ -27,8 +27,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from storekeeper.errors import StorekeeperError
+from storekeeper.errors import PortalError, StorekeeperError
 
+#: PortalError lives in storekeeper.errors with every other error; it is re-exported here for the portal's modules.
 __all__ = ["PROBLEM_JSON", "PortalError", "install_handlers", "problem_response"]
 
 PROBLEM_JSON = "application/problem+json"
@@ -37,58 +38,6 @@ NAMED_FIELDS = ("app", "setting", "store", "service", "user", "job", "key")
 TYPE_PREFIX = "urn:storekeeper:problem:"
 
 log = logging.getLogger("storekeeper.portal")
-
-
-class PortalError(StorekeeperError):
-    """A request the portal itself refuses: not signed in, not allowed, too many tries.
-
-    ``headers`` go out with the response (``WWW-Authenticate``, ``Retry-After``).
-    """
-
-    def __init__(self, message: str, *, status: int, hint: str | None = None,
-                 headers: dict[str, str] | None = None, **fields: object) -> None:
-        super().__init__(message, hint=hint, **fields)
-        self.status = status
-        self.headers = headers or {}
-
-    @classmethod
-    def unauthenticated(cls, message: str = "Sign in first: this endpoint needs an API token.") -> PortalError:
-        return cls(
-            message,
-            status=401,
-            hint='get a token with POST /api/v1/auth/token {"username": ..., "password": ...}, '
-            "then send it as: Authorization: Bearer TOKEN",
-            headers={"WWW-Authenticate": 'Bearer realm="storekeeper"'},
-        )
-
-    @classmethod
-    def forbidden(cls, username: str, what: str) -> PortalError:
-        return cls(
-            f'User "{username}" is a viewer: {what} needs the admin role.',
-            status=403,
-            hint=f'ask an admin to do it, or to make you an admin: PATCH /api/v1/users/{username} {{"role": "admin"}}',
-            user=username,
-        )
-
-    @classmethod
-    def throttled(cls, username: str, retry_after: int) -> PortalError:
-        return cls(
-            f'Too many failed sign-ins for user "{username}" from this address.',
-            status=429,
-            hint=f"wait {retry_after} seconds, then try again with the right password "
-            "(an admin can reset it: PATCH /api/v1/users/USERNAME)",
-            headers={"Retry-After": str(retry_after)},
-            user=username,
-        )
-
-    @classmethod
-    def csrf_failed(cls) -> PortalError:
-        return cls(
-            "The request has no valid CSRF token, so it was refused.",
-            status=403,
-            hint="reload the page and submit the form again "
-            "(API clients: send an Authorization: Bearer token instead of the session cookie)",
-        )
 
 
 def _kebab(name: str) -> str:

@@ -62,6 +62,8 @@ def test_the_last_active_admin_cannot_be_disabled_or_demoted(admin):
 def test_change_an_unknown_user_is_a_404(admin):
     doc = problem(admin.patch("/api/v1/users/nobody", json={"active": False}), 404, '"nobody"')
     assert doc["user"] == "nobody"
+    assert doc["type"] == "urn:storekeeper:problem:user-error"
+    assert doc["title"].startswith("A portal user is unknown")
     problem(admin.get("/api/v1/users/nobody"), 404, '"nobody"')
 
 

@@ -22,6 +22,14 @@ def test_a_short_password_is_refused_with_the_rule(admin_web):
     assert "at least 8 characters" in response.text
 
 
+def test_an_unknown_role_is_refused_naming_the_roles(admin_web):
+    admin_web.get("/admin/users")
+    response = admin_web.post("/admin/users", {"username": "vic", "password": "vic-password-1", "role": "root"})
+    assert response.status_code == 400
+    assert "is not one of admin, viewer" in response.text
+    assert "--role" not in response.text  # no such flag: the hint names the roles
+
+
 def test_disabling_a_user_ends_their_session(admin_web, viewer_web, platform):
     admin_web.get("/admin/users")
     response = admin_web.post("/admin/users/viewer/active", {"active": "0"})

@@ -22,9 +22,9 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from storekeeper import audit
+from storekeeper.errors import PortalError
 from storekeeper.portal import auth
 from storekeeper.portal.deps import get_platform
-from storekeeper.portal.problems import PortalError
 from storekeeper.portal.ui.pages import SignInRequired
 
 Form = dict[str, str]
@@ -59,12 +59,7 @@ FormData = Annotated[Form, Depends(form_data)]
 
 def csrf_refused() -> PortalError:
     """The 403 of a form posted without this browser's CSRF token."""
-    return PortalError(
-        "The form has no valid CSRF token, so it was refused.",
-        status=403,
-        hint="reload the page and submit the form again (the token comes with the page; "
-        "a form from another site, or an old tab, does not have it)",
-    )
+    return PortalError.form_csrf_failed()
 
 
 def check_csrf(request: Request, form: Form) -> None:
@@ -85,12 +80,7 @@ SignedForm = Annotated[Form, Depends(signed_form)]
 def admin_form(request: Request, user: PageUser, form: SignedForm) -> Form:
     """Return the form when the user is an admin; a 403 page for a viewer."""
     if not user.is_admin:
-        raise PortalError(
-            f'User "{user.username}" is a viewer: changes need the admin role.',
-            status=403,
-            hint="ask an admin to make the change, or to make you an admin on the Users page",
-            user=user.username,
-        )
+        raise PortalError.viewer_form(user.username)
     return form
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from storekeeper.errors import StorekeeperError
+from storekeeper.errors import PortalError
 from storekeeper.portal.ui.deps import PageUser
 from storekeeper.portal.ui.pages import PREFIX, PageRoute, error_page
 from storekeeper.portal.ui.routes import apps, audit, home, services, session, users
@@ -26,6 +26,4 @@ def admin_root() -> RedirectResponse:
 @ui_router.api_route("/{path:path}", methods=["GET", "POST"])
 def not_found(path: str, request: Request, _: PageUser) -> HTMLResponse:
     """Answer an unknown admin address with a page that links back home."""
-    err = StorekeeperError(f"There is no page at {request.url.path}.", status=404,
-                           hint="use the menu on the left, or start from the home page")
-    return error_page(request, err)
+    return error_page(request, PortalError.no_page(request.url.path))

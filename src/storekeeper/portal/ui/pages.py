@@ -31,9 +31,8 @@ from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
 from storekeeper import __version__
-from storekeeper.errors import StorekeeperError
+from storekeeper.errors import PortalError, StorekeeperError
 from storekeeper.portal import auth
-from storekeeper.portal.problems import PortalError
 
 HERE = Path(__file__).parent
 TEMPLATE_DIR = HERE / "templates"
@@ -51,7 +50,13 @@ log = logging.getLogger("storekeeper.portal")
 
 
 class SignInRequired(Exception):
-    """The request has no valid session: send the browser to the sign-in page."""
+    """The request has no valid session: send the browser to the sign-in page.
+
+    Not a :class:`~storekeeper.errors.StorekeeperError` on purpose: no user ever
+    sees it as an error. It is the web admin's control-flow signal, which
+    :class:`PageRoute` turns into a redirect (the API's 401 is
+    :meth:`PortalError.unauthenticated <storekeeper.errors.PortalError.unauthenticated>`).
+    """
 
 
 # -- templates -----------------------------------------------------------------------------
@@ -195,14 +200,9 @@ class PageRoute(APIRoute):
             except StorekeeperError as err:
                 return await run_in_threadpool(error_page, request, err)
             except RequestValidationError:
-                err = StorekeeperError("The address or the form is not valid.", status=422,
-                                       hint="go back and use the links and forms of the pages")
-                return await run_in_threadpool(error_page, request, err)
+                return await run_in_threadpool(error_page, request, PortalError.invalid_page_request())
             except Exception as exc:  # the one place that turns the unexpected into a page
                 log.error("%s %s raised", request.method, request.url.path, exc_info=exc)
-                err = StorekeeperError("The portal hit an unexpected error; nothing about it is shown here.",
-                                       hint="look in the portal's log (the process running storekeeper start)",
-                                       status=500)
-                return await run_in_threadpool(error_page, request, err)
+                return await run_in_threadpool(error_page, request, PortalError.unexpected())
 
         return page_handler

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from storekeeper import apps, services, stores
-from storekeeper.errors import StorekeeperError
+from storekeeper.errors import StoreError, StorekeeperError
 from storekeeper.platform import Platform
 from storekeeper.platform.models import DATABASE
 from storekeeper.portal import jobs
@@ -84,8 +84,7 @@ def confirm_drop(package: str, name: str, request: Request, platform: PlatformDe
     """Ask before dropping a store: its data is lost."""
     found = {s.name: s for s in stores.list_stores(platform, package)}
     if name not in found:
-        raise StorekeeperError(f'App "{package}" has no store "{name}".', status=404,
-                               hint=f"the app's page lists its stores: {PREFIX}/apps/{package}", app=package)
+        raise StoreError.not_found(package, name, hint=f"the app's page lists its stores: {PREFIX}/apps/{package}")
     return render(request, "drop_store.html", section="home", app=apps.get_app(platform, package), store=found[name])
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from storekeeper.errors import PortalError
 from storekeeper.portal import auth
 from storekeeper.portal.deps import PlatformDep
-from storekeeper.portal.problems import PortalError
 from storekeeper.portal.ui.deps import FormData, SignedForm, check_csrf
 from storekeeper.portal.ui.pages import PREFIX, PageRoute, redirect, render
 
