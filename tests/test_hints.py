@@ -220,7 +220,7 @@ def test_the_scan_finds_the_hints() -> None:
 @pytest.mark.parametrize(
     ("line", "needle"),
     [
-        ("storekeeper db stop --mode immediate", "no option --mode"),
+        ("storekeeper db stop --force", "no option --force"),
         ("storekeeper db upgrade --debug", "no option --debug"),
         ("storekeeper db stopp", "no command 'stopp'"),
         ("storekeeper sync APP", "no command 'sync'"),
@@ -245,6 +245,7 @@ def test_the_checker_rejects_a_missing_command_or_flag(line: str, needle: str) -
         "storekeeper services create persistent --name local --connection postgres@localhost:5432",
         "storekeeper services update X --host/--port/--username/--password-stdin",
         "storekeeper --debug db upgrade",
+        "storekeeper db stop --mode immediate",
         "storekeeper --home DIR apps list",
         "storekeeper db init/start",
         "storekeeper db init|start|stop|status",

@@ -79,6 +79,22 @@ def test_stop_twice_is_not_an_error_and_status_exits_3_when_stopped(local_home):
     assert local_home("db", "status", "--json").returncode == 3
 
 
+def test_stop_immediate_aborts_the_server_and_the_next_start_recovers(local_home):
+    started = _json(local_home("db", "start", "--json"))
+    assert _json(local_home("db", "stop", "--mode", "immediate", "--json")) == {"stopped": True}
+    assert local_home("db", "status", "--json").returncode == 3
+    again = _json(local_home("db", "start", "--json"))  # crash recovery, then serving as before
+    assert again["started"] is True and again["port"] == started["port"]
+
+
+def test_stop_refuses_an_unknown_mode_and_changes_nothing(local_home):
+    _json(local_home("db", "start", "--json"))
+    refused = local_home("db", "stop", "--mode", "later")
+    assert refused.returncode == 2
+    assert "smart" in refused.stderr + refused.stdout
+    assert local_home("db", "status", "--json").returncode == 0
+
+
 def test_start_picks_another_port_when_5432_is_taken(local_home):
     holder = socket.socket()
     # A server a previous test stopped leaves the port in TIME_WAIT; that must not count as taken.
