@@ -83,7 +83,11 @@ def run(admin_url: str, rounds: int) -> dict[str, Any]:
     platform = load_platform()
     u = make_url(admin_url)
     services.create_service(
-        platform, name="bench", host=u.host or "127.0.0.1", port=u.port or 5432, username=u.username or "postgres",
+        platform,
+        name="bench",
+        host=u.host or "127.0.0.1",
+        port=u.port or 5432,
+        username=u.username or "postgres",
         password=u.password,
     )
     apps.assign_service(platform, APP, STORE, "bench")
@@ -100,7 +104,8 @@ def run(admin_url: str, rounds: int) -> dict[str, Any]:
         for strategy, key in (("FILE_COPY", "clone_file_copy"), ("WAL_LOG", "clone_wal_log")):
             _log(f"cloning with {strategy} x{rounds}...")
             results[key] = _times(
-                lambda s=strategy: copies.provision_copy(platform, target, fresh=False, refresh=True, strategy=s), rounds
+                lambda s=strategy: copies.provision_copy(platform, target, fresh=False, refresh=True, strategy=s),
+                rounds,
             )
 
         _log(f"fresh copies with a spare cloned in the background x{rounds}...")
@@ -153,9 +158,7 @@ def run(admin_url: str, rounds: int) -> dict[str, Any]:
         _log(f"rollback mode x{rounds * 10}...")
         results["rollback"] = _times(rollback_test, rounds * 10)
         with backend.connect() as conn:
-            size = conn.execute(
-                "SELECT pg_database_size(%s)", (template_name(APP, STORE),)
-            ).fetchone()[0]  # type: ignore[index]
+            size = conn.execute("SELECT pg_database_size(%s)", (template_name(APP, STORE),)).fetchone()[0]  # type: ignore[index]
         engines.clear()
         copies.clean([target.spec], templates=True, packages=[APP])
     clone = min(results["clone_file_copy"]["median_ms"], results["clone_wal_log"]["median_ms"])
@@ -172,13 +175,25 @@ def run(admin_url: str, rounds: int) -> dict[str, Any]:
         "FILE_COPY" if results["clone_file_copy"]["median_ms"] <= results["clone_wal_log"]["median_ms"] else "WAL_LOG"
     )
     results["targets"] = {
-        "clone_at_least_5x_faster_than_reinitialize_orm": {"target": 5.0, "value": round(orm_ratio, 2), "met": orm_ratio >= 5},
-        "clone_at_least_5x_faster_than_reinitialize_sql": {"target": 5.0, "value": round(sql_ratio, 2), "met": sql_ratio >= 5},
+        "clone_at_least_5x_faster_than_reinitialize_orm": {
+            "target": 5.0,
+            "value": round(orm_ratio, 2),
+            "met": orm_ratio >= 5,
+        },
+        "clone_at_least_5x_faster_than_reinitialize_sql": {
+            "target": 5.0,
+            "value": round(sql_ratio, 2),
+            "met": sql_ratio >= 5,
+        },
         "fresh_copy_with_spare_at_least_5x_faster_than_reinitialize_sql": {
-            "target": 5.0, "value": round(spare_ratio, 2), "met": spare_ratio >= 5,
+            "target": 5.0,
+            "value": round(spare_ratio, 2),
+            "met": spare_ratio >= 5,
         },
         "rollback_under_5_ms": {
-            "target": 5.0, "value": results["rollback"]["median_ms"], "met": results["rollback"]["median_ms"] < 5,
+            "target": 5.0,
+            "value": results["rollback"]["median_ms"],
+            "met": results["rollback"]["median_ms"] < 5,
         },
     }
     return results

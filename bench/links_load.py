@@ -249,11 +249,18 @@ def wait_idle(roots: list[int], timeout: float = 15.0, interval: float = 0.25, b
 class Server:
     """A server process in its own process group, stopped with the whole group."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int, logfile: Path, cwd: Path | None = None):
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], port: int, logfile: Path, cwd: Path | None = None
+    ):
         self.name, self.port, self.logfile = name, port, logfile
         self._log = logfile.open("wb")
         self.proc = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
 
@@ -276,7 +283,9 @@ class Server:
     def worker_pids(self) -> list[int]:
         """Return the pids of the server's worker processes (children of the master)."""
         try:
-            out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False).stdout
+            out = subprocess.run(
+                ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False
+            ).stdout
         except FileNotFoundError:
             return []
         return [int(p) for p in out.split()]
@@ -292,10 +301,8 @@ class Server:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
         # Whatever is left of the group (workers of a killed master) goes too.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -304,8 +311,15 @@ class Server:
         self._log.close()
 
 
-def http_request(port: int, method: str, path: str, body: Any = None, token: str | None = None,
-                 timeout: float = 30, conn: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
+def http_request(
+    port: int,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = None,
+    timeout: float = 30,
+    conn: http.client.HTTPConnection | None = None,
+) -> tuple[int, bytes]:
     own = conn is None
     conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     headers = {}
@@ -331,8 +345,15 @@ def http_request(port: int, method: str, path: str, body: Any = None, token: str
 
 
 def run_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run([str(BIN / "storekeeper"), *args], env=env, input=stdin, capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [str(BIN / "storekeeper"), *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if proc.returncode != 0:
         raise BenchError(f"storekeeper {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
     return proc.stdout
@@ -345,8 +366,13 @@ def pg_params(url: str, database: str | None = None) -> dict[str, Any]:
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
-    return {"host": u.host, "port": u.port, "user": u.username, "password": u.password,
-            "dbname": database or u.database or "postgres"}
+    return {
+        "host": u.host,
+        "port": u.port,
+        "user": u.username,
+        "password": u.password,
+        "dbname": database or u.database or "postgres",
+    }
 
 
 def create_database(url: str, name: str) -> None:
@@ -382,8 +408,11 @@ def set_rows(url: str, database: str, table: tuple[str, str, dict[str, tuple[boo
     from psycopg import sql
 
     schema, name, columns = table
-    blocking = [c for c, (nullable, has_default) in columns.items()
-                if not nullable and not has_default and c not in ("url", "created_at")]
+    blocking = [
+        c
+        for c, (nullable, has_default) in columns.items()
+        if not nullable and not has_default and c not in ("url", "created_at")
+    ]
     if blocking:
         raise BenchError(f"cannot seed {database}.{name}: NOT NULL columns without default {blocking}")
     ident = sql.Identifier(schema, name)
@@ -396,7 +425,8 @@ def set_rows(url: str, database: str, table: tuple[str, str, dict[str, tuple[boo
         conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(ident))
         conn.execute(
             sql.SQL("INSERT INTO {} ({}) SELECT {} FROM generate_series(1, {}) AS g").format(
-                ident, sql.SQL(", ").join(cols), sql.SQL(", ").join(vals), sql.Literal(n))
+                ident, sql.SQL(", ").join(cols), sql.SQL(", ").join(vals), sql.Literal(n)
+            )
         )
     with psycopg.connect(autocommit=True, **pg_params(url, database)) as conn:
         conn.execute(sql.SQL("VACUUM ANALYZE {}").format(ident))
@@ -407,16 +437,42 @@ def count_rows(url: str, database: str, table: tuple[str, str, Any]) -> int:
     from psycopg import sql
 
     with psycopg.connect(autocommit=True, **pg_params(url, database)) as conn:
-        return int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table[0], table[1]))).fetchone()[0])
+        return int(
+            conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table[0], table[1]))).fetchone()[0]
+        )
 
 
 # -- load ------------------------------------------------------------------------------------
 
 
-def wrk_run(wrk: str, lua: Path, port: int, path: str, mode: str, tag: str, token: str, args: argparse.Namespace,
-            duration: float, server_pid: int = 0, pg_pid: int = 0) -> dict[str, Any]:
-    argv = [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{duration:g}s", f"--timeout={args.timeout:g}s",
-            "--latency", "-s", str(lua), f"http://127.0.0.1:{port}{path}", "--", mode, tag, token]
+def wrk_run(
+    wrk: str,
+    lua: Path,
+    port: int,
+    path: str,
+    mode: str,
+    tag: str,
+    token: str,
+    args: argparse.Namespace,
+    duration: float,
+    server_pid: int = 0,
+    pg_pid: int = 0,
+) -> dict[str, Any]:
+    argv = [
+        wrk,
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{duration:g}s",
+        f"--timeout={args.timeout:g}s",
+        "--latency",
+        "-s",
+        str(lua),
+        f"http://127.0.0.1:{port}{path}",
+        "--",
+        mode,
+        tag,
+        token,
+    ]
     roots = {"server": server_pid, "postgresql": pg_pid}
     cpu0 = tree_cpu(roots)
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + args.timeout + 60, check=False)
@@ -425,7 +481,7 @@ def wrk_run(wrk: str, lua: Path, port: int, path: str, mode: str, tag: str, toke
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
     if proc.returncode != 0 or line is None:
         raise BenchError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    raw = json.loads(line[len("WRKJSON "):])
+    raw = json.loads(line[len("WRKJSON ") :])
     secs = raw["duration_us"] / 1e6
     out = {
         "requests": raw["requests"],
@@ -445,7 +501,9 @@ def wrk_run(wrk: str, lua: Path, port: int, path: str, mode: str, tag: str, toke
         # CPU of the server's processes and of the whole PostgreSQL server per completed request:
         # less sensitive than req/s to what else runs on the machine.
         out["server_cpu_ms_per_request"] = round((cpu1["server"] - cpu0["server"]) * 1000 / raw["requests"], 3)
-        out["postgresql_cpu_ms_per_request"] = round((cpu1["postgresql"] - cpu0["postgresql"]) * 1000 / raw["requests"], 3)
+        out["postgresql_cpu_ms_per_request"] = round(
+            (cpu1["postgresql"] - cpu0["postgresql"]) * 1000 / raw["requests"], 3
+        )
     out["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
     out["settle_s"] = settle  # how long the servers kept working after wrk stopped
     if mode == "post":
@@ -466,8 +524,9 @@ def exact_posts(port: int, path: str, token: str, total: int, connections: int, 
         try:
             for j in range(per[i]):
                 try:
-                    status, _ = http_request(port, "POST", path, {"url": f"https://exact.example/{tag}/{i}/{j}"},
-                                             token=token, conn=conn)
+                    status, _ = http_request(
+                        port, "POST", path, {"url": f"https://exact.example/{tag}/{i}/{j}"}, token=token, conn=conn
+                    )
                     key = str(status)
                 except (http.client.HTTPException, OSError) as err:
                     key = "socket_error"
@@ -484,8 +543,12 @@ def exact_posts(port: int, path: str, token: str, total: int, connections: int, 
         t.start()
     for t in threads:
         t.join()
-    return {"sent": total, "seconds": round(time.perf_counter() - t0, 2), "statuses": statuses,
-            "failures_sample": failures[:3]}
+    return {
+        "sent": total,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "statuses": statuses,
+        "failures_sample": failures[:3],
+    }
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -493,15 +556,34 @@ def exact_posts(port: int, path: str, token: str, total: int, connections: int, 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians over rounds for rates, latencies and CPU; sums for counts; every round kept under ``runs``."""
+
     def med(key: str) -> Any:
         values = [r[key] for r in runs if r.get(key) is not None]
         return round(statistics.median(values), 3) if values else None
 
-    out: dict[str, Any] = {k: med(k) for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "bytes_per_response",
-                                               "server_cpu_ms_per_request", "postgresql_cpu_ms_per_request")}
+    out: dict[str, Any] = {
+        k: med(k)
+        for k in (
+            "rps",
+            "p50_ms",
+            "p90_ms",
+            "p99_ms",
+            "mean_ms",
+            "bytes_per_response",
+            "server_cpu_ms_per_request",
+            "postgresql_cpu_ms_per_request",
+        )
+    }
     out["max_ms"] = max(r["max_ms"] for r in runs)
-    for key in ("requests", "errors", "non_2xx_3xx", "created_201", "other_status", "rows_added",
-                "rows_added_minus_201s"):
+    for key in (
+        "requests",
+        "errors",
+        "non_2xx_3xx",
+        "created_201",
+        "other_status",
+        "rows_added",
+        "rows_added_minus_201s",
+    ):
         if key in runs[0]:
             out[key] = sum(r[key] for r in runs)
     out["socket_errors"] = {k: sum(r["socket_errors"][k] for r in runs) for k in runs[0]["socket_errors"]}
@@ -518,11 +600,22 @@ def machine_info(server_version: str, load_start: float) -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     versions = {}
-    for dist in ("storekeeper", "fastapi", "starlette", "uvicorn", "flask", "flask-sqlalchemy", "gunicorn",
-                 "sqlalchemy", "psycopg"):
+    for dist in (
+        "storekeeper",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "flask",
+        "flask-sqlalchemy",
+        "gunicorn",
+        "sqlalchemy",
+        "psycopg",
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.split("\n")[0].strip()
+    wrk_version = (
+        subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.split("\n")[0].strip()
+    )
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "nproc": len(os.sched_getaffinity(0)),
@@ -554,17 +647,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per measured wrk run (default 6)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="measured runs per server and scenario, alternating which goes first; medians reported "
-                             "(default 3)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measured runs per server and scenario, alternating which goes first; medians reported (default 3)",
+    )
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of each warm-up wrk run (default 3)")
     parser.add_argument("--connections", type=int, default=16, help="wrk -c (default 16)")
     parser.add_argument("--threads", type=int, default=1, help="wrk -t (default 1)")
     parser.add_argument("--timeout", type=float, default=5.0, help="wrk --timeout seconds (default 5)")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes for both (default 2)")
     parser.add_argument("--exact-posts", type=int, default=800, help="POSTs in the exact-count phase (default 800)")
-    parser.add_argument("--platform-db", choices=("sqlite", "postgresql"), default="sqlite",
-                        help="ours: platform database (default sqlite in the temporary home)")
+    parser.add_argument(
+        "--platform-db",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="ours: platform database (default sqlite in the temporary home)",
+    )
     args = parser.parse_args(argv)
 
     wrk = check_tools()
@@ -624,12 +724,44 @@ def run(args: argparse.Namespace, wrk: str, tmp: Path, pg: Any, servers: list[Se
 
     our_port, peer_port = free_port(), free_port()
     log(f"starting ours (storekeeper start --workers {args.workers}) and the peer (gunicorn -w {args.workers} -k sync)")
-    ours = Server("ours", [str(BIN / "storekeeper"), "start", "--workers", str(args.workers), "--host", "127.0.0.1",
-                           "--port", str(our_port), "--log-level", "warning"], env, our_port, tmp / "ours.log")
+    ours = Server(
+        "ours",
+        [
+            str(BIN / "storekeeper"),
+            "start",
+            "--workers",
+            str(args.workers),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(our_port),
+            "--log-level",
+            "warning",
+        ],
+        env,
+        our_port,
+        tmp / "ours.log",
+    )
     servers.append(ours)
-    peer = Server("peer", [str(BIN / "gunicorn"), "--workers", str(args.workers), "--worker-class", "sync",
-                           "--bind", f"127.0.0.1:{peer_port}", "--log-level", "warning", "app:app"],
-                  peer_env, peer_port, tmp / "peer.log", cwd=PEER_DIR)
+    peer = Server(
+        "peer",
+        [
+            str(BIN / "gunicorn"),
+            "--workers",
+            str(args.workers),
+            "--worker-class",
+            "sync",
+            "--bind",
+            f"127.0.0.1:{peer_port}",
+            "--log-level",
+            "warning",
+            "app:app",
+        ],
+        peer_env,
+        peer_port,
+        tmp / "peer.log",
+        cwd=PEER_DIR,
+    )
     servers.append(peer)
     ours.wait_ready("/healthz")
     ours.wait_ready(f"{OUR_PATH}?limit=1")
@@ -644,25 +776,45 @@ def run(args: argparse.Namespace, wrk: str, tmp: Path, pg: Any, servers: list[Se
     our_table = find_links_table(super_url, OUR_DB)
     peer_table = find_links_table(super_url, PEER_DB)
     targets = {
-        "ours": {"port": our_port, "pid": ours.proc.pid, "db": OUR_DB, "table": our_table, "token": token,
-                 "get": f"{OUR_PATH}?limit={PAGE}", "post": OUR_PATH},
-        "peer": {"port": peer_port, "pid": peer.proc.pid, "db": PEER_DB, "table": peer_table, "token": "",
-                 "get": PEER_PATH, "post": PEER_PATH},
+        "ours": {
+            "port": our_port,
+            "pid": ours.proc.pid,
+            "db": OUR_DB,
+            "table": our_table,
+            "token": token,
+            "get": f"{OUR_PATH}?limit={PAGE}",
+            "post": OUR_PATH,
+        },
+        "peer": {
+            "port": peer_port,
+            "pid": peer.proc.pid,
+            "db": PEER_DB,
+            "table": peer_table,
+            "token": "",
+            "get": PEER_PATH,
+            "post": PEER_PATH,
+        },
     }
-    wrk_conf = {"threads": args.threads, "connections": args.connections, "duration_s": args.duration,
-                "warmup_s": args.warmup, "timeout_s": args.timeout, "rounds": args.rounds,
-                "command": f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --timeout={args.timeout:g}s "
-                           "--latency -s links.lua URL -- get|post TAG [TOKEN]"}
+    wrk_conf = {
+        "threads": args.threads,
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "timeout_s": args.timeout,
+        "rounds": args.rounds,
+        "command": f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --timeout={args.timeout:g}s "
+        "--latency -s links.lua URL -- get|post TAG [TOKEN]",
+    }
     result: dict[str, Any] = {
         "config": {
             "wrk": wrk_conf,
             "workers": args.workers,
             "ours": f"storekeeper start --workers {args.workers} --log-level warning (uvicorn); "
-                    f"{args.platform_db} platform database; GET {OUR_PATH}?limit={PAGE}; POST {OUR_PATH} with a bearer token",
+            f"{args.platform_db} platform database; GET {OUR_PATH}?limit={PAGE}; POST {OUR_PATH} with a bearer token",
             "peer": f"gunicorn --workers {args.workers} --worker-class sync app:app (bench/flask_links, "
-                    f"Flask + Flask-SQLAlchemy, psycopg 3); GET/POST {PEER_PATH}, no auth",
+            f"Flask + Flask-SQLAlchemy, psycopg 3); GET/POST {PEER_PATH}, no auth",
             "postgresql": "one private LocalServer.temporary(fast=True) for both: fsync, synchronous_commit, "
-                          "full_page_writes off",
+            "full_page_writes off",
         },
         "targets": TARGETS,
     }
@@ -675,8 +827,9 @@ def run(args: argparse.Namespace, wrk: str, tmp: Path, pg: Any, servers: list[Se
         t = targets[who]
         path = t["get"] if mode == "get" else t["post"]
         before = count_rows(super_url, t["db"], t["table"]) if mode == "post" else 0
-        run_ = wrk_run(wrk, lua, t["port"], path, mode, f"{tag}-{name}-{round_}", t["token"], args, args.duration,
-                       t["pid"], pg_pid)
+        run_ = wrk_run(
+            wrk, lua, t["port"], path, mode, f"{tag}-{name}-{round_}", t["token"], args, args.duration, t["pid"], pg_pid
+        )
         if mode == "post":
             time.sleep(1.0)  # let the requests wrk abandoned at its deadline finish on the server
             run_["rows_added"] = count_rows(super_url, t["db"], t["table"]) - before
@@ -716,8 +869,10 @@ def run(args: argparse.Namespace, wrk: str, tmp: Path, pg: Any, servers: list[Se
     # POST: wrk for throughput and latency (the table starts at 5,000 rows), then the exact count.
     scenarios["post"] = scenario("post", "post", LARGE_ROWS)
 
-    exact: dict[str, Any] = {"method": f"{args.exact_posts} POSTs with unique URLs from {args.connections} threads, "
-                             "one keep-alive connection each (http.client); rows counted before and after"}
+    exact: dict[str, Any] = {
+        "method": f"{args.exact_posts} POSTs with unique URLs from {args.connections} threads, "
+        "one keep-alive connection each (http.client); rows counted before and after"
+    }
     for who in ("ours", "peer"):
         t = targets[who]
         log(f"post_exact: {who}, {args.exact_posts} POSTs")
@@ -737,7 +892,8 @@ def run(args: argparse.Namespace, wrk: str, tmp: Path, pg: Any, servers: list[Se
         s["ratio_rps"] = ratio(s["ours"]["rps"], s["peer"]["rps"])
         s["ratio_p99"] = ratio(s["ours"]["p99_ms"], s["peer"]["p99_ms"])
         met[name] = {
-            "throughput_at_least_peer": s["ratio_rps"] is not None and s["ratio_rps"] >= TARGETS["throughput_ratio_min"],
+            "throughput_at_least_peer": s["ratio_rps"] is not None
+            and s["ratio_rps"] >= TARGETS["throughput_ratio_min"],
             "p99_lower_than_peer": s["ratio_p99"] is not None and s["ratio_p99"] < TARGETS["p99_ratio_max"],
             "zero_errors": s["ours"]["errors"] == 0,
         }
@@ -757,27 +913,35 @@ def print_table(result: dict[str, Any]) -> None:
     w = result["config"]["wrk"]
     lines = [
         "",
-        (f"wrk -t{w['threads']} -c{w['connections']} -d{w['duration_s']:g}s, medians of {w['rounds']} rounds "
-         f"(after a {w['warmup_s']:g}s warm-up); {result['config']['workers']} workers each"),
-        (f"{'scenario':<10} {'server':<5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'bytes/resp':>10} "
-         f"{'app CPU ms/req':>14} {'PG CPU ms/req':>13} {'load':>5}"),
+        (
+            f"wrk -t{w['threads']} -c{w['connections']} -d{w['duration_s']:g}s, medians of {w['rounds']} rounds "
+            f"(after a {w['warmup_s']:g}s warm-up); {result['config']['workers']} workers each"
+        ),
+        (
+            f"{'scenario':<10} {'server':<5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'bytes/resp':>10} "
+            f"{'app CPU ms/req':>14} {'PG CPU ms/req':>13} {'load':>5}"
+        ),
         "(req/s, p50, p99, CPU: medians over rounds; errors: sum; load: highest 1-minute load average after a round)",
     ]
     for name in ("get_50", "get_5000", "post"):
         for who in ("ours", "peer"):
             r = s[name][who]
-            lines.append(f"{name:<10} {who:<5} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                         f"{r['errors']:>7} {r['bytes_per_response'] or 0:>10.0f} "
-                         f"{r.get('server_cpu_ms_per_request', 0):>14.3f} {r.get('postgresql_cpu_ms_per_request', 0):>13.3f} "
-                         f"{r['loadavg_1m_max']:>5.1f}")
+            lines.append(
+                f"{name:<10} {who:<5} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                f"{r['errors']:>7} {r['bytes_per_response'] or 0:>10.0f} "
+                f"{r.get('server_cpu_ms_per_request', 0):>14.3f} {r.get('postgresql_cpu_ms_per_request', 0):>13.3f} "
+                f"{r['loadavg_1m_max']:>5.1f}"
+            )
         lines.append(f"{'':<10} {'ratio':<5} {s[name]['ratio_rps']:>9.3f} {'':>8} {s[name]['ratio_p99']:>8.3f}")
     for who in ("ours", "peer"):
         p = s["post"][who]
         e = s["post_exact"][who]
-        lines.append(f"post {who}: wrk 201s {p['created_201']}, rows added {p['rows_added']} "
-                     f"(diff {p['rows_added_minus_201s']}: requests in flight when wrk stopped); "
-                     f"exact: {e['sent']} sent, {e['created_201']} x 201, rows added {e['rows_added']}, "
-                     f"equal: {e['stored_equals_created']}")
+        lines.append(
+            f"post {who}: wrk 201s {p['created_201']}, rows added {p['rows_added']} "
+            f"(diff {p['rows_added_minus_201s']}: requests in flight when wrk stopped); "
+            f"exact: {e['sent']} sent, {e['created_201']} x 201, rows added {e['rows_added']}, "
+            f"equal: {e['stored_equals_created']}"
+        )
     lines.append(f"all targets met: {result['all_met']}  ({json.dumps(result['met'])})")
     print("\n".join(lines), file=sys.stderr)
 

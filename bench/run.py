@@ -146,7 +146,7 @@ def machine_info(server_version: str, server_kind: str, loadavg_at_start: float)
     return {
         "loadavg_1m_at_start": loadavg_at_start,
         "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "nproc": nproc,
         "cpu_model": cpu,
         "os": pyplatform.platform(),
@@ -249,7 +249,9 @@ def bench_lookup(app_cls: type, plan: dict[str, int]) -> dict[str, Any]:
     }
     handle = engines.DATABASES[(APP, STORE)]
     namespace = {"App": app_cls, "d": {STORE: handle.engine, "other": None}}
-    timers = {name: timeit.Timer(stmt, globals=namespace, timer=time.perf_counter_ns) for name, stmt in variants.items()}
+    timers = {
+        name: timeit.Timer(stmt, globals=namespace, timer=time.perf_counter_ns) for name, stmt in variants.items()
+    }
     batch = plan["lookup_batch"]
     for timer in timers.values():  # warm up
         timer.timeit(batch)
@@ -525,7 +527,9 @@ def bench_sync_process(platform: Any, home: Path, plan: dict[str, int]) -> dict[
     # Warm the page cache and .pyc files, and check that nothing needs creating.
     _, proc = timed_run(sync_cmd, env)
     if proc.returncode != 0 or "created" in proc.stdout:
-        raise SystemExit(f"storekeeper syncstores {BENCH_APP} did not find its stores ready:\n{proc.stdout}{proc.stderr}")
+        raise SystemExit(
+            f"storekeeper syncstores {BENCH_APP} did not find its stores ready:\n{proc.stdout}{proc.stderr}"
+        )
     sync_s, sync_runs, sync_cpu_s = median_run(sync_cmd, env, repeats)
     import_s, _, import_cpu_s = median_run([sys.executable, "-c", "import storekeeper.cli.main"], env, repeats)
     startup_s, _, _ = median_run([sys.executable, "-c", "pass"], env, repeats)
@@ -584,8 +588,14 @@ def run(quick: bool) -> dict[str, Any]:
             platform = load_platform()
             pool_size = DEFAULT_POOL_SIZE
             services.create_service(
-                platform, name=SERVICE, host=params["host"], port=params["port"], username=params["user"],
-                password=params["password"], maintenance_db=params["dbname"], pool_size=pool_size,
+                platform,
+                name=SERVICE,
+                host=params["host"],
+                port=params["port"],
+                username=params["user"],
+                password=params["password"],
+                maintenance_db=params["dbname"],
+                pool_size=pool_size,
             )
             apps.assign_service(platform, APP, STORE, SERVICE)
             for s in BENCH_STORES:

@@ -86,8 +86,13 @@ def service(platform: Platform, pg_admin_url: str) -> Iterator[str]:
     u = make_url(pg_admin_url)
     drop_test_databases(pg_admin_url)
     services.create_service(
-        platform, name=SERVICE, host=u.host or "127.0.0.1", port=u.port or 5432, username=u.username or "postgres",
-        password=u.password, pool_size=3,
+        platform,
+        name=SERVICE,
+        host=u.host or "127.0.0.1",
+        port=u.port or 5432,
+        username=u.username or "postgres",
+        password=u.password,
+        pool_size=3,
     )
     yield SERVICE
     engines.clear()
@@ -123,7 +128,9 @@ def storekeeper_exe() -> str:
 def run_cli(sk_home: Path):  # type: ignore[no-untyped-def]
     """Run the installed ``storekeeper`` command as a real process in the test's home."""
 
-    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "STOREKEEPER_HOME": str(sk_home), "COLUMNS": "200", **(env or {})}
         return subprocess.run(
             [storekeeper_exe(), *args], input=input, capture_output=True, text=True, env=full_env, timeout=timeout

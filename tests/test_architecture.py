@@ -14,7 +14,9 @@ BIN = Path(sys.executable).parent
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "NO_COLOR": "1"})
+    return subprocess.run(
+        args, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "NO_COLOR": "1"}
+    )
 
 
 def test_import_contracts_are_kept() -> None:
@@ -92,3 +94,16 @@ def test_no_private_name_crosses_a_module_boundary() -> None:
     src = ROOT / "src" / "storekeeper"
     found = [use for path in sorted(src.rglob("*.py")) for use in _private_uses(path)]
     assert found == []
+
+
+def test_ruff_finds_nothing_to_lint_or_format() -> None:
+    lint = _run(str(BIN / "ruff"), "check", ".")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = _run(str(BIN / "ruff"), "format", "--check", ".")
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_mypy_passes_strict_on_the_core() -> None:
+    """``[tool.mypy]`` in pyproject.toml: strict for the core, the default level for cli, portal, testing."""
+    proc = _run(str(BIN / "mypy"), "--cache-dir", "/tmp/storekeeper-mypy-cache")
+    assert proc.returncode == 0, proc.stdout + proc.stderr

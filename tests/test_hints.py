@@ -189,11 +189,7 @@ FOUND = hint_lines()
 
 
 def test_every_hint_names_real_commands_and_flags() -> None:
-    bad = {
-        line: (where, problems(line))
-        for line, where in FOUND.items()
-        if line not in KNOWN_BAD and problems(line)
-    }
+    bad = {line: (where, problems(line)) for line, where in FOUND.items() if line not in KNOWN_BAD and problems(line)}
     assert bad == {}, "\n".join(f"{line!r} at {', '.join(w)}: {'; '.join(p)}" for line, (w, p) in bad.items())
 
 
@@ -262,11 +258,18 @@ def test_the_checker_accepts_real_command_lines(line: str) -> None:
 
 def test_command_lines_are_split_out_of_a_hint() -> None:
     text = "storekeeper services list  (or: storekeeper services create persistent --name NAME ...)"
-    assert command_lines(text) == ["storekeeper services list", "storekeeper services create persistent --name NAME ..."]
+    assert command_lines(text) == [
+        "storekeeper services list",
+        "storekeeper services create persistent --name NAME ...",
+    ]
     assert command_lines("storekeeper db stop; storekeeper settings --set local.datadir NEW_DIR) and run it") == [
-        "storekeeper db stop", "storekeeper settings --set local.datadir NEW_DIR"]
+        "storekeeper db stop",
+        "storekeeper settings --set local.datadir NEW_DIR",
+    ]
     assert command_lines("fix it, then run: storekeeper stores drop APP NAME, then storekeeper apps list.") == [
-        "storekeeper stores drop APP NAME", "storekeeper apps list"]
+        "storekeeper stores drop APP NAME",
+        "storekeeper apps list",
+    ]
     assert command_lines('backend "x", which this storekeeper does not support.') == []
     assert command_lines("pip install 'storekeeper[local]' or see storekeeper.portal") == []
 

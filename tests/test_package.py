@@ -40,8 +40,13 @@ def test_every_name_in_all_is_importable(name):
 
 
 def test_all_lists_the_public_api_of_the_design():
-    expected = {"AppBase", "PersistentStoreConnectionSetting", "PersistentStoreDatabaseSetting", "StorekeeperError",
-                "__version__"}
+    expected = {
+        "AppBase",
+        "PersistentStoreConnectionSetting",
+        "PersistentStoreDatabaseSetting",
+        "StorekeeperError",
+        "__version__",
+    }
     assert expected <= set(storekeeper.__all__)
 
 
@@ -78,6 +83,8 @@ def test_appbase_public_methods_have_docstrings():
     missing = [
         name
         for name, member in vars(storekeeper.AppBase).items()
-        if not name.startswith("_") and isinstance(member, classmethod | staticmethod) and not (member.__func__.__doc__ or "").strip()
+        if not name.startswith("_")
+        and isinstance(member, classmethod | staticmethod)
+        and not (member.__func__.__doc__ or "").strip()
     ]
     assert missing == []

@@ -5,8 +5,8 @@ App developers need only the names exported here and the setting classes in
 """
 
 from storekeeper._version import __version__
-from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting
 from storekeeper.app import AppBase
+from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting
 from storekeeper.errors import (
     AppError,
     ConfigError,

@@ -72,6 +72,4 @@ def list_events(
     if target:
         stmt = stmt.where(AuditEvent.target.startswith(target))
     with platform.session() as session:
-        return [
-            AuditEntry(e.at, e.actor, e.action, e.target, e.outcome, e.detail) for e in session.scalars(stmt)
-        ]
+        return [AuditEntry(e.at, e.actor, e.action, e.target, e.outcome, e.detail) for e in session.scalars(stmt)]

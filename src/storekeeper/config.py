@@ -90,7 +90,9 @@ class _Keys(BaseSettings):
         None, description="The local server's superuser password, encrypted with the secret key. Secret."
     )
     local_port: int = Field(
-        5432, ge=1, le=65535,
+        5432,
+        ge=1,
+        le=65535,
         description="Port a new local PostgreSQL server asks for (storekeeper db init); a free one when it is taken.",
     )
 

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -53,7 +54,7 @@ def _load(ep: EntryPoint) -> AppClass:
     if not (isinstance(obj, type) and issubclass(obj, AppDeclaration)):
         raise AppError(
             f'App entry point "{ep.name}" ({ep.value}) is not a subclass of storekeeper.AppBase.',
-            hint="point the entry point at the app class, e.g. my_first_app = \"my_first_app.app:App\"",
+            hint='point the entry point at the app class, e.g. my_first_app = "my_first_app.app:App"',
             app=ep.name,
         )
     check_package(obj.package)

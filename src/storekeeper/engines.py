@@ -126,7 +126,9 @@ def invalidate(package: str, name: str | None = None) -> None:
 def invalidate_service(service: str) -> None:
     """Forget this process's engines that use a service (after its details changed)."""
     with _lock:
-        doomed = [(cache, key) for cache in (DATABASES, CONNECTIONS) for key, h in cache.items() if h.service == service]
+        doomed = [
+            (cache, key) for cache in (DATABASES, CONNECTIONS) for key, h in cache.items() if h.service == service
+        ]
         handles = [cache.pop(key) for cache, key in doomed]
     for handle in handles:
         handle.dispose()

@@ -280,7 +280,9 @@ class UserError(StorekeeperError):
     @classmethod
     def unknown_role(cls, role: str, roles: tuple[str, ...]) -> UserError:
         """The role is not one of the portal's roles (400)."""
-        return cls(f"Role {role!r} is not one of {', '.join(roles)}.", hint='"role": ' + " or ".join(f'"{r}"' for r in roles))
+        return cls(
+            f"Role {role!r} is not one of {', '.join(roles)}.", hint='"role": ' + " or ".join(f'"{r}"' for r in roles)
+        )
 
     @classmethod
     def short_password(cls, min_length: int) -> UserError:
@@ -329,8 +331,15 @@ class PortalError(StorekeeperError):
     ``headers`` go out with the response (``WWW-Authenticate``, ``Retry-After``).
     """
 
-    def __init__(self, message: str, *, status: int, hint: str | None = None,
-                 headers: dict[str, str] | None = None, **fields: object) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        hint: str | None = None,
+        headers: dict[str, str] | None = None,
+        **fields: object,
+    ) -> None:
         super().__init__(message, hint=hint, status=status, **fields)
         self.headers: dict[str, str] = headers or {}
 
@@ -411,20 +420,25 @@ class PortalError(StorekeeperError):
     @classmethod
     def no_page(cls, path: str) -> PortalError:
         """The web admin has no page at this address (404)."""
-        return cls(f"There is no page at {path}.", status=404,
-                   hint="use the menu on the left, or start from the home page")
+        return cls(
+            f"There is no page at {path}.", status=404, hint="use the menu on the left, or start from the home page"
+        )
 
     @classmethod
     def invalid_page_request(cls) -> PortalError:
         """A web admin address or form does not validate (422)."""
-        return cls("The address or the form is not valid.", status=422,
-                   hint="go back and use the links and forms of the pages")
+        return cls(
+            "The address or the form is not valid.", status=422, hint="go back and use the links and forms of the pages"
+        )
 
     @classmethod
     def unexpected(cls) -> PortalError:
         """Stands for an unexpected exception on a web admin page, whose details stay in the log (500)."""
-        return cls("The portal hit an unexpected error; nothing about it is shown here.",
-                   hint="look in the portal's log (the process running storekeeper start)", status=500)
+        return cls(
+            "The portal hit an unexpected error; nothing about it is shown here.",
+            hint="look in the portal's log (the process running storekeeper start)",
+            status=500,
+        )
 
 
 class ConfirmationRequired(StorekeeperError):

@@ -114,8 +114,16 @@ def status(config: Config) -> dict[str, Any]:
     """Report whether the local server exists and runs, where, and whether PostGIS is available."""
     path = datadir(config)
     if _password(config) is None:
-        return {"initialized": False, "running": False, "datadir": str(path), "port": None, "pid": None,
-                "version": None, "postgis_available": None, "url": None}
+        return {
+            "initialized": False,
+            "running": False,
+            "datadir": str(path),
+            "port": None,
+            "pid": None,
+            "version": None,
+            "postgis_available": None,
+            "url": None,
+        }
     srv = server(config)
     st = srv.status()
     return {

@@ -88,7 +88,7 @@ def examples_dir() -> Path | None:
 
 def _activate_new_installs() -> None:
     """Make packages pip just installed (editable ones included) importable in this process."""
-    for directory in site.getsitepackages() + [site.getusersitepackages()]:
+    for directory in [*site.getsitepackages(), site.getusersitepackages()]:
         if Path(directory).is_dir():
             site.addsitedir(directory)  # runs the new .pth files that editable installs rely on
     importlib.invalidate_caches()
@@ -115,7 +115,9 @@ def install_examples(missing: list[str], source: Path | None) -> None:
         paths += ["-e", str(path)]
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *paths],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
@@ -145,12 +147,22 @@ def _choose_service(config: Config, platform: Any, wanted: str | None, report: C
         config = load_config()  # init stored the new server's password
         st = localdb.status(config)
         verb = "Created and started" if created else ("Started" if started else "Already running:")
-        report(Step("database server", "done" if started else "already",
-                    f"{verb} the local PostgreSQL {st['version']} server at {st['url']} (data in {st['datadir']})"))
+        report(
+            Step(
+                "database server",
+                "done" if started else "already",
+                f"{verb} the local PostgreSQL {st['version']} server at {st['url']} (data in {st['datadir']})",
+            )
+        )
         was_registered = LOCAL_SERVICE in existing
         localdb.register_service(config, platform, LOCAL_SERVICE)
-        report(Step("service", "already" if was_registered else "done",
-                    f'Service "{LOCAL_SERVICE}" {"is" if was_registered else "registered as"} that server'))
+        report(
+            Step(
+                "service",
+                "already" if was_registered else "done",
+                f'Service "{LOCAL_SERVICE}" {"is" if was_registered else "registered as"} that server',
+            )
+        )
         return LOCAL_SERVICE
     if LOCAL_SERVICE in existing or len(existing) == 1:
         name = LOCAL_SERVICE if LOCAL_SERVICE in existing else existing[0]
@@ -176,10 +188,12 @@ def _bundled_server_hint(config: Config, service: str) -> str | None:
     if service == LOCAL_SERVICE and localdb.status(config)["initialized"]:
         bundled = embedded_bindir()
         if bundled is not None and localdb.server(config).bindir == bundled:
-            return ("the local server runs the PostgreSQL bundled with storekeeper[local], which has no PostGIS: "
-                    "install PostgreSQL with PostGIS from the OS (Debian/Ubuntu: sudo apt-get install postgresql "
-                    "postgresql-15-postgis-3), then give the local server a new data directory "
-                    "(storekeeper db stop; storekeeper settings --set local.datadir NEW_DIR) and run quickstart again")
+            return (
+                "the local server runs the PostgreSQL bundled with storekeeper[local], which has no PostGIS: "
+                "install PostgreSQL with PostGIS from the OS (Debian/Ubuntu: sudo apt-get install postgresql "
+                "postgresql-15-postgis-3), then give the local server a new data directory "
+                "(storekeeper db stop; storekeeper settings --set local.datadir NEW_DIR) and run quickstart again"
+            )
     return None  # the sync's own hint names the package for the server's major version
 
 
@@ -207,9 +221,14 @@ def run(
     config = load_config()
     schema = db.ensure_schema(config)
     reset_platform()
-    report(Step("platform", "done" if schema.changed else "already",
-                f"Home {config.home}; platform database at migration {schema.after}"
-                + (f" (was {schema.before})" if schema.before and schema.before != schema.after else "")))
+    report(
+        Step(
+            "platform",
+            "done" if schema.changed else "already",
+            f"Home {config.home}; platform database at migration {schema.after}"
+            + (f" (was {schema.before})" if schema.before and schema.before != schema.after else ""),
+        )
+    )
     platform = load_platform()
 
     # 2. a service
@@ -256,13 +275,17 @@ def run(
         if elsewhere:
             # Moving a setting whose store exists would strand its data: quickstart never does.
             first = elsewhere[0]
-            report(Step(
-                "settings", "warning",
-                f"{package}: " + ", ".join(f'{s.name} stays on "{s.service}"' for s in elsewhere)
-                + f' (quickstart does not move assigned settings to "{outcome.service}")',
-                hint=f"to move one: storekeeper stores drop {package} {first.name}, then storekeeper app-settings "
-                f"reset {package} {first.name}, then run quickstart again",
-            ))
+            report(
+                Step(
+                    "settings",
+                    "warning",
+                    f"{package}: "
+                    + ", ".join(f'{s.name} stays on "{s.service}"' for s in elsewhere)
+                    + f' (quickstart does not move assigned settings to "{outcome.service}")',
+                    hint=f"to move one: storekeeper stores drop {package} {first.name}, then storekeeper app-settings "
+                    f"reset {package} {first.name}, then run quickstart again",
+                )
+            )
 
     # 5. sync
     if outcome.apps:
@@ -284,8 +307,14 @@ def run(
         # The default name stands for whichever admin the portal already has.
         name = admin_username if admin_username in {u.username for u in admins} else admins[0].username
         outcome.admin_username = name
-        report(Step("admin", "already", f'Admin user "{name}" exists; its password is unchanged',
-                    hint=f"to set a new one: storekeeper quickstart --admin-password PASSWORD (user {name})"))
+        report(
+            Step(
+                "admin",
+                "already",
+                f'Admin user "{name}" exists; its password is unchanged',
+                hint=f"to set a new one: storekeeper quickstart --admin-password PASSWORD (user {name})",
+            )
+        )
     else:
         outcome.admin_password = secrets.token_urlsafe(12)
         users.upsert_user(platform, admin_username, outcome.admin_password, role="admin")

@@ -187,10 +187,14 @@ def _get(session: Session, name: str) -> Service:
 
 def _check_values(values: dict[str, Any]) -> None:
     if values.get("sslmode") is not None and values["sslmode"] not in SSLMODES:
-        raise ServiceError(f"sslmode {values['sslmode']!r} is not one of {', '.join(SSLMODES)}.", hint="--sslmode require")
+        raise ServiceError(
+            f"sslmode {values['sslmode']!r} is not one of {', '.join(SSLMODES)}.", hint="--sslmode require"
+        )
     for key, low, high in (("port", 1, 65535), ("pool_size", 1, 1000), ("connect_timeout", 1, 3600)):
         if values.get(key) is not None and not low <= int(values[key]) <= high:
-            raise ServiceError(f"{key} must be from {low} to {high}, not {values[key]}.", hint=f"--{key.replace('_', '-')} N")
+            raise ServiceError(
+                f"{key} must be from {low} to {high}, not {values[key]}.", hint=f"--{key.replace('_', '-')} N"
+            )
     if values.get("maintenance_db") is not None and not values["maintenance_db"]:
         raise ServiceError("The maintenance database name cannot be empty.", hint="--maintenance-db postgres")
 
@@ -211,8 +215,13 @@ def create_service(
 ) -> ServiceInfo:
     """Register a persistent store service (a database server)."""
     check_service_name(name)
-    values = {"port": port, "sslmode": sslmode, "pool_size": pool_size, "connect_timeout": connect_timeout,
-              "maintenance_db": maintenance_db}
+    values = {
+        "port": port,
+        "sslmode": sslmode,
+        "pool_size": pool_size,
+        "connect_timeout": connect_timeout,
+        "maintenance_db": maintenance_db,
+    }
     _check_values(values)
     with platform.session() as session:
         if session.scalar(select(Service).where(Service.name == name)) is not None:
@@ -252,7 +261,9 @@ def update_service(platform: Platform, name: str, **changes: Any) -> ServiceInfo
     """Change a service's connection details; cached engines everywhere are rebuilt."""
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
-        raise ServiceError(f"Cannot update {', '.join(sorted(unknown))} of a service.", hint=f"updatable: {', '.join(UPDATABLE)}")
+        raise ServiceError(
+            f"Cannot update {', '.join(sorted(unknown))} of a service.", hint=f"updatable: {', '.join(UPDATABLE)}"
+        )
     # None leaves a field as it is; an empty sslmode clears it (back to the driver's default).
     cleared = {k for k in ("sslmode",) if changes.get(k) == ""}
     changes = {k: v for k, v in changes.items() if v is not None and k not in cleared}

@@ -72,7 +72,9 @@ def run_in_terminal(args: list[str], answer: str, env: dict[str, str], timeout: 
     from tests.conftest import storekeeper_exe
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([storekeeper_exe(), *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    proc = subprocess.Popen(
+        [storekeeper_exe(), *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True
+    )
     os.close(slave)
     seen = b""
     answered = False

@@ -33,8 +33,13 @@ def test_apps_show_lists_the_settings(invoke):
         assert name in out
     data = as_json(invoke("apps show my_first_app --json"))
     kinds = {s["name"]: s["kind"] for s in data["settings"]}
-    assert kinds == {"example_db": "database", "spatial_db": "database", "temp_db": "database",
-                     "primary": "connection", "creator": "connection"}
+    assert kinds == {
+        "example_db": "database",
+        "spatial_db": "database",
+        "temp_db": "database",
+        "primary": "connection",
+        "creator": "connection",
+    }
     spatial = {s["name"]: s["spatial"] for s in data["settings"]}
     assert spatial["spatial_db"] is True and spatial["example_db"] is False
 
@@ -75,7 +80,10 @@ def test_app_settings_set_assigns_a_service_and_names_the_sync_command(invoke, s
     assert services["example_db"] == "local"
     assert services["primary"] == "local"
     assert services["spatial_db"] is None
-    assert as_json(invoke("services show local --json"))["assigned"] == ["my_first_app/example_db", "my_first_app/primary"]
+    assert as_json(invoke("services show local --json"))["assigned"] == [
+        "my_first_app/example_db",
+        "my_first_app/primary",
+    ]
 
 
 def test_app_settings_reset_removes_the_assignment(invoke, my_first_app):

@@ -63,16 +63,25 @@ def test_configure_refuses_a_short_password(invoke_fresh):
 
 def test_configure_reads_the_password_from_stdin(run_cli, fresh_home):
     proc = process_ok(
-        run_cli("db", "configure", "--username", "bob", "--password-stdin", input=PASSWORD + "\n",
-                env={"STOREKEEPER_HOME": str(fresh_home)})
+        run_cli(
+            "db",
+            "configure",
+            "--username",
+            "bob",
+            "--password-stdin",
+            input=PASSWORD + "\n",
+            env={"STOREKEEPER_HOME": str(fresh_home)},
+        )
     )
     assert PASSWORD not in proc.stdout + proc.stderr
     assert _verify(fresh_home, "bob", PASSWORD)
 
 
 def test_configure_with_empty_stdin_is_an_error(run_cli, fresh_home):
-    process_fails(run_cli("db", "configure", "--password-stdin", input="", env={"STOREKEEPER_HOME": str(fresh_home)}),
-                  "--password-stdin")
+    process_fails(
+        run_cli("db", "configure", "--password-stdin", input="", env={"STOREKEEPER_HOME": str(fresh_home)}),
+        "--password-stdin",
+    )
 
 
 def test_configure_with_no_password_in_a_real_process_without_terminal_fails(run_cli, fresh_home):
@@ -89,8 +98,14 @@ def test_upgrade_is_idempotent(invoke_fresh):
 
 @pytest.mark.parametrize(
     "command",
-    ["services list", "apps list", "stores list", "syncstores my_first_app", "app-settings list my_first_app",
-     "services create persistent --name x --connection u:p@localhost:5432"],
+    [
+        "services list",
+        "apps list",
+        "stores list",
+        "syncstores my_first_app",
+        "app-settings list my_first_app",
+        "services create persistent --name x --connection u:p@localhost:5432",
+    ],
 )
 def test_commands_before_configure_name_db_configure(invoke_fresh, command):
     fails(invoke_fresh(command), "storekeeper db configure")
@@ -118,7 +133,9 @@ def pg_platform_url(pg, admin_conn):
     admin_conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def test_configure_on_postgresql_creates_the_platform_database(invoke_fresh, fresh_home, pg, pg_platform_url, admin_conn):
+def test_configure_on_postgresql_creates_the_platform_database(
+    invoke_fresh, fresh_home, pg, pg_platform_url, admin_conn
+):
     name, url = pg_platform_url
     ok(invoke_fresh(["settings", "--set", "database.url", url]))
     result = ok(invoke_fresh(["db", "configure", "--username", "admin", "--password", PASSWORD]))

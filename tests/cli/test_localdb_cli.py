@@ -63,7 +63,9 @@ def test_start_runs_a_password_protected_loopback_server_and_is_idempotent(local
     password = localdb._password(config)
     assert password and password not in (sk_home / "config.yml").read_text()
     assert read_file(sk_home)["local.password"] != password  # stored encrypted
-    with psycopg.connect(host="127.0.0.1", port=first["port"], user="postgres", password=password, dbname="postgres") as conn:
+    with psycopg.connect(
+        host="127.0.0.1", port=first["port"], user="postgres", password=password, dbname="postgres"
+    ) as conn:
         assert conn.execute("SELECT current_setting('listen_addresses')").fetchone()[0] == "127.0.0.1"
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(host="127.0.0.1", port=first["port"], user="postgres", password="wrong", dbname="postgres")

@@ -98,8 +98,16 @@ def test_unknown_command_is_a_usage_error(run_cli):
 
 @pytest.mark.parametrize(
     "command",
-    ["settings", "services list", "services show local", "apps list", "apps show my_first_app",
-     "app-settings list my_first_app", "stores list", "stores list my_first_app"],
+    [
+        "settings",
+        "services list",
+        "services show local",
+        "apps list",
+        "apps show my_first_app",
+        "app-settings list my_first_app",
+        "stores list",
+        "stores list my_first_app",
+    ],
 )
 def test_every_listing_command_takes_json(invoke, my_first_app, command):
     import json

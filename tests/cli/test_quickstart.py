@@ -36,8 +36,12 @@ def qs_home(run_cli, sk_home):
     # When tests run as root the server runs as postgres, which cannot enter pytest's tmp_path.
     base = Path(tempfile.mkdtemp(prefix="sk-quickstart-"))
     base.chmod(0o755)
-    assert run_cli("settings", "--set", "local.datadir", str(base / "pgdata"),
-                   "--set", "local.port", str(free_port())).returncode == 0
+    assert (
+        run_cli(
+            "settings", "--set", "local.datadir", str(base / "pgdata"), "--set", "local.port", str(free_port())
+        ).returncode
+        == 0
+    )
     yield run_cli
     run_cli("db", "stop")
     shutil.rmtree(base, ignore_errors=True)
@@ -51,13 +55,21 @@ def _json(result: subprocess.CompletedProcess[str]) -> dict:
 def _server_connection(home: Path) -> psycopg.Connection:
     config = load_config(home)
     st = localdb.status(config)
-    return psycopg.connect(host="127.0.0.1", port=st["port"], user="postgres",
-                           password=localdb._password(config), dbname="postgres", autocommit=True)
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=st["port"],
+        user="postgres",
+        password=localdb._password(config),
+        dbname="postgres",
+        autocommit=True,
+    )
 
 
 def _store_databases(home: Path) -> set[str]:
     with _server_connection(home) as conn:
-        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'links_%' OR datname LIKE 'stream_gages_%'")
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'links_%' OR datname LIKE 'stream_gages_%'"
+        )
         return {r[0] for r in rows}
 
 
@@ -66,17 +78,18 @@ def test_quickstart_sets_up_everything_then_resumes_then_db_stop(qs_home, sk_hom
     first = qs_home("quickstart", "--no-serve", timeout=300)
     out = first.stdout + first.stderr
     assert first.returncode == 0, out
-    match = re.search(r'password (\S+)\s+\(shown only now', first.stdout)
+    match = re.search(r"password (\S+)\s+\(shown only now", first.stdout)
     assert match, out
     password = match.group(1)
-    assert "Service \"local\" registered" in out
+    assert 'Service "local" registered' in out
     assert "Serve the portal with: storekeeper start" in first.stdout  # --no-serve: nothing is serving
 
     # The local server runs, is registered as service "local", and holds both apps' stores, initialized.
     services = _json(qs_home("services", "list", "--json"))
     assert [s["name"] for s in services] == ["local"]
-    settings = _json(qs_home("app-settings", "list", "links", "--json")) + \
-        _json(qs_home("app-settings", "list", "stream_gages", "--json"))
+    settings = _json(qs_home("app-settings", "list", "links", "--json")) + _json(
+        qs_home("app-settings", "list", "stream_gages", "--json")
+    )
     assert settings and all(s["service"] == "local" for s in settings if not s["dynamic"])
     assert {s["state"] for s in settings if s["kind"] == "database"} == {"initialized"}
     assert {"links_primary_db"} <= _store_databases(sk_home)
@@ -112,7 +125,11 @@ def test_quickstart_serves_the_portal_until_ctrl_c_and_leaves_the_database_runni
     env = {**os.environ, "STOREKEEPER_HOME": str(sk_home), "COLUMNS": "200"}
     proc = subprocess.Popen(
         [storekeeper_exe(), "quickstart", "--port", str(port), "--admin-password", "quickstart-pass-1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -129,7 +146,9 @@ def test_quickstart_serves_the_portal_until_ctrl_c_and_leaves_the_database_runni
         links = httpx.get(f"{base}/apps/links/links", timeout=10)
         assert links.status_code == 200, links.text
         assert links.json()["links"] == []
-        token = httpx.post(f"{base}/api/v1/auth/token", json={"username": "admin", "password": "quickstart-pass-1"}, timeout=10)
+        token = httpx.post(
+            f"{base}/api/v1/auth/token", json={"username": "admin", "password": "quickstart-pass-1"}, timeout=10
+        )
         assert token.status_code in (200, 201), token.text
         gages = httpx.get(f"{base}/apps/stream_gages/gages", timeout=10)
         assert gages.status_code == 200 and len(gages.json()["features"]) == 2
@@ -168,8 +187,9 @@ def test_quickstart_will_not_guess_between_several_services(qs_home, platform, p
 
     url = make_url(pg_admin_url)
     for name in ("alpha", "beta"):
-        services.create_service(platform, name=name, host=url.host, port=url.port, username=url.username,
-                                password=url.password)
+        services.create_service(
+            platform, name=name, host=url.host, port=url.port, username=url.username, password=url.password
+        )
     result = qs_home("quickstart", "--no-serve", "--no-examples")
     assert result.returncode == 1
     assert "alpha, beta" in result.stderr and "quickstart --service alpha" in result.stderr
@@ -190,8 +210,20 @@ def test_without_postgis_the_spatial_example_says_what_to_install_and_links_stil
         srv.init()
         srv.start()
         port = srv.status().port
-        assert qs_home("services", "create", "persistent", "--name", "nogis", "--connection",
-                       f"postgres@127.0.0.1:{port}", "--password-stdin", input="nogis-password-1\n").returncode == 0
+        assert (
+            qs_home(
+                "services",
+                "create",
+                "persistent",
+                "--name",
+                "nogis",
+                "--connection",
+                f"postgres@127.0.0.1:{port}",
+                "--password-stdin",
+                input="nogis-password-1\n",
+            ).returncode
+            == 0
+        )
         result = qs_home("quickstart", "--no-serve", "--service", "nogis", "--admin-password", "quickstart-pass-1")
         out = result.stdout + result.stderr
         assert result.returncode == 0, out
@@ -226,8 +258,9 @@ def test_a_local_service_of_your_own_is_used_as_is_not_repointed(qs_home, platfo
     from storekeeper import services
 
     url = make_url(pg_admin_url)
-    services.create_service(platform, name="local", host=url.host, port=url.port, username=url.username,
-                            password=url.password)
+    services.create_service(
+        platform, name="local", host=url.host, port=url.port, username=url.username, password=url.password
+    )
     assert qs_home("db", "init").returncode == 0
     doc = _json(qs_home("quickstart", "--no-serve", "--no-examples", "--json"))
     assert doc["service"] == "local"

@@ -18,8 +18,14 @@ def _create(invoke, name, connection, *extra, input=None):
 def test_create_with_connection_never_shows_the_password(invoke, pg, postgis_available):
     outputs = [ok(_create(invoke, "db1", pg.connection)).output]
     assert "db1" in outputs[0]
-    for args in ("services list", "services list --json", "services show db1", "services show db1 --json",
-                 "services test db1", "services test db1 --json"):
+    for args in (
+        "services list",
+        "services list --json",
+        "services show db1",
+        "services show db1 --json",
+        "services test db1",
+        "services test db1 --json",
+    ):
         outputs.append(ok(invoke(args)).output)
     for out in outputs:
         assert pg.password not in out
@@ -39,7 +45,12 @@ def test_create_json_output_is_parseable_and_hides_the_password(invoke, pg):
 def test_create_with_url(invoke, pg):
     ok(invoke(["services", "create", "persistent", "--name", "byurl", "--url", pg.url]))
     shown = as_json(invoke("services show byurl --json"))
-    assert (shown["host"], shown["port"], shown["username"], shown["maintenance_db"]) == (pg.host, pg.port, pg.user, "postgres")
+    assert (shown["host"], shown["port"], shown["username"], shown["maintenance_db"]) == (
+        pg.host,
+        pg.port,
+        pg.user,
+        "postgres",
+    )
     assert ok(invoke("services test byurl")).exit_code == 0
 
 
@@ -60,7 +71,9 @@ def odd_role(admin_conn):
     """A role whose password holds '@', ':' and '%', to check how --connection is split."""
     name, password = "sk_cli_odd_user", "p@ss:w%rd@x"
     admin_conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
-    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
+    admin_conn.execute(
+        sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(name), sql.Literal(password))
+    )
     yield name, password
     admin_conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
@@ -97,15 +110,20 @@ def test_bad_connection_is_an_error(invoke, connection, needle):
     assert as_json(invoke("services list --json")) == []
 
 
-@pytest.mark.parametrize("connection", ["postgres:Sup3rSecretPw@localhost:port", "postgres:Sup3rSecretPw-localhost:5432"])
+@pytest.mark.parametrize(
+    "connection", ["postgres:Sup3rSecretPw@localhost:port", "postgres:Sup3rSecretPw-localhost:5432"]
+)
 def test_bad_connection_error_masks_the_password(invoke, connection):
     err = fails(_create(invoke, "db1", connection))
     assert "Sup3rSecretPw" not in err
 
 
 def test_connection_and_url_together_are_refused(invoke, pg):
-    fails(invoke(["services", "create", "persistent", "--name", "db1", "--connection", pg.connection, "--url", pg.url]),
-          "--connection", "--url")
+    fails(
+        invoke(["services", "create", "persistent", "--name", "db1", "--connection", pg.connection, "--url", pg.url]),
+        "--connection",
+        "--url",
+    )
     fails(invoke(["services", "create", "persistent", "--name", "db1"]), "--connection")
 
 
@@ -203,7 +221,9 @@ def test_unreachable_service_fails_naming_the_service(invoke, run_cli):
 
 def test_changed_secret_key_names_the_service_and_the_fix(invoke, run_cli, service):
     ok(invoke(["settings", "--set", "secret_key", "another-long-random-secret-key-0123456789"]))
-    process_fails(run_cli("services", "test", "local"), 'service "local"', "storekeeper services update local --password-stdin")
+    process_fails(
+        run_cli("services", "test", "local"), 'service "local"', "storekeeper services update local --password-stdin"
+    )
 
 
 def test_test_counts_the_pool_connections_of_assigned_settings(invoke, my_first_app):

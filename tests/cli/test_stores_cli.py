@@ -51,11 +51,31 @@ def test_list_unknown_app_is_an_error(invoke, service):
 
 def test_create_then_drop_a_dynamic_store(invoke, my_first_app, admin_conn, pg, postgis_available):
     require_postgis(postgis_available)
-    created = as_json(invoke(["stores", "create", "my_first_app", "scenario_1", "--connection", "primary", "--spatial",
-                              "--initializer", "my_first_app.model.init_temp_db", "--json"]))
-    assert (created["action"], created["first_time"], created["database"]) == ("created", True, "my_first_app_scenario_1")
+    created = as_json(
+        invoke(
+            [
+                "stores",
+                "create",
+                "my_first_app",
+                "scenario_1",
+                "--connection",
+                "primary",
+                "--spatial",
+                "--initializer",
+                "my_first_app.model.init_temp_db",
+                "--json",
+            ]
+        )
+    )
+    assert (created["action"], created["first_time"], created["database"]) == (
+        "created",
+        True,
+        "my_first_app_scenario_1",
+    )
     assert _exists(admin_conn, "my_first_app_scenario_1")
-    with psycopg.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname="my_first_app_scenario_1") as conn:
+    with psycopg.connect(
+        host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname="my_first_app_scenario_1"
+    ) as conn:
         assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'postgis'").fetchone() == (1,)
         assert conn.execute("SELECT first_time FROM init_log").fetchall() == [(True,)]
     row = _by_name(as_json(invoke("stores list my_first_app --json")))["scenario_1"]
@@ -81,7 +101,10 @@ def test_create_text_output_names_the_database_and_service(invoke, my_first_app)
 def test_create_with_refresh_needs_yes(invoke, my_first_app, admin_conn):
     ok(invoke("stores create my_first_app plain --connection primary"))
     fails(invoke("stores create my_first_app plain --connection primary --refresh"), "--yes")
-    assert as_json(invoke("stores create my_first_app plain --connection primary --refresh --yes --json"))["action"] == "recreated"
+    assert (
+        as_json(invoke("stores create my_first_app plain --connection primary --refresh --yes --json"))["action"]
+        == "recreated"
+    )
 
 
 @pytest.mark.parametrize("name", ["Bad", "bad-name", "1st", "drop;table", "x" * 60])
@@ -96,12 +119,16 @@ def test_create_through_a_database_setting_is_an_error(invoke, my_first_app):
 
 
 def test_create_through_an_unassigned_connection_names_app_settings_set(invoke, service):
-    fails(invoke("stores create my_first_app scenario_1 --connection primary"),
-          "storekeeper app-settings set my_first_app primary")
+    fails(
+        invoke("stores create my_first_app scenario_1 --connection primary"),
+        "storekeeper app-settings set my_first_app primary",
+    )
 
 
 def test_create_with_unknown_connection_names_app_settings_list(invoke, my_first_app):
-    fails(invoke("stores create my_first_app scenario_1 --connection nope"), "storekeeper app-settings list my_first_app")
+    fails(
+        invoke("stores create my_first_app scenario_1 --connection nope"), "storekeeper app-settings list my_first_app"
+    )
 
 
 def test_drop_a_static_store_keeps_its_setting(invoke, my_first_app, admin_conn):
@@ -123,8 +150,9 @@ def test_list_with_an_unreachable_service_shows_exists_unknown(invoke, platform,
     from storekeeper import apps, services
     from tests.cli.helpers import closed_port
 
-    services.create_service(platform, name="deadend", host="127.0.0.1", port=closed_port(), username="x",
-                            password="y", connect_timeout=2)
+    services.create_service(
+        platform, name="deadend", host="127.0.0.1", port=closed_port(), username="x", password="y", connect_timeout=2
+    )
     apps.assign_service(platform, "flaky_app", "db", "deadend")
     [row] = as_json(invoke("stores list flaky_app --json"))
     assert (row["service"], row["exists"]) == ("deadend", None)

@@ -8,8 +8,8 @@ import psycopg
 import pytest
 
 from storekeeper import apps
-from tests.conftest import INSTALLED_APPS
 from tests.cli.helpers import as_json, fails, ok, process_fails, process_ok
+from tests.conftest import INSTALLED_APPS
 from tests.pg_server import require_postgis
 
 STORES = ["example_db", "spatial_db", "temp_db"]
@@ -41,7 +41,9 @@ def test_sync_creates_the_stores_and_exits_0(invoke, my_first_app, admin_conn, p
     assert "3 of 3 store(s) ok" in result.stdout
     assert _databases(admin_conn) == [f"my_first_app_{s}" for s in STORES]
     assert _query(pg, "my_first_app_example_db", "SELECT count(*) FROM stream_gages") == [(2,)]
-    assert _query(pg, "my_first_app_spatial_db", "SELECT extname FROM pg_extension WHERE extname = 'postgis'") == [("postgis",)]
+    assert _query(pg, "my_first_app_spatial_db", "SELECT extname FROM pg_extension WHERE extname = 'postgis'") == [
+        ("postgis",)
+    ]
 
 
 def test_json_lists_per_store_results_and_second_run_is_not_first_time(invoke, my_first_app):
@@ -49,7 +51,13 @@ def test_json_lists_per_store_results_and_second_run_is_not_first_time(invoke, m
     assert first["ok"] is True
     assert sorted(_by_store(first)) == STORES
     for r in first["results"]:
-        assert (r["app"], r["ok"], r["action"], r["first_time"], r["service"]) == ("my_first_app", True, "created", True, "local")
+        assert (r["app"], r["ok"], r["action"], r["first_time"], r["service"]) == (
+            "my_first_app",
+            True,
+            "created",
+            True,
+            "local",
+        )
         assert r["database"] == f"my_first_app_{r['store']}"
     second = as_json(invoke("syncstores my_first_app --json"))
     assert [r["first_time"] for r in second["results"]] == [False, False, False]
@@ -58,8 +66,14 @@ def test_json_lists_per_store_results_and_second_run_is_not_first_time(invoke, m
 
 def test_refresh_without_yes_is_refused_and_drops_nothing(invoke, my_first_app, admin_conn, pg):
     ok(invoke("syncstores my_first_app"))
-    with psycopg.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password,
-                         dbname="my_first_app_example_db", autocommit=True) as conn:
+    with psycopg.connect(
+        host=pg.host,
+        port=pg.port,
+        user=pg.user,
+        password=pg.password,
+        dbname="my_first_app_example_db",
+        autocommit=True,
+    ) as conn:
         conn.execute("INSERT INTO stream_gages (latitude, longitude, value) VALUES (0, 0, 3)")
     fails(invoke("syncstores my_first_app --refresh"), "--yes")
     assert _databases(admin_conn) == [f"my_first_app_{s}" for s in STORES]
@@ -68,8 +82,14 @@ def test_refresh_without_yes_is_refused_and_drops_nothing(invoke, my_first_app, 
 
 def test_refresh_with_yes_recreates_the_stores_with_first_time(invoke, my_first_app, pg):
     ok(invoke("syncstores my_first_app"))
-    with psycopg.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password,
-                         dbname="my_first_app_example_db", autocommit=True) as conn:
+    with psycopg.connect(
+        host=pg.host,
+        port=pg.port,
+        user=pg.user,
+        password=pg.password,
+        dbname="my_first_app_example_db",
+        autocommit=True,
+    ) as conn:
         conn.execute("INSERT INTO stream_gages (latitude, longitude, value) VALUES (0, 0, 3)")
     data = as_json(invoke("syncstores my_first_app --refresh --yes --json"))
     assert {(r["action"], r["first_time"]) for r in data["results"]} == {("recreated", True)}
@@ -100,7 +120,11 @@ def test_dry_run_changes_nothing(invoke, my_first_app, admin_conn):
     assert {r["action"] for r in data["results"]} == {"would create"}
     assert _databases(admin_conn) == []
     assert "dry run" in ok(invoke("syncstores my_first_app --dry-run")).stdout
-    states = {s["name"]: s["state"] for s in as_json(invoke("app-settings list my_first_app --json")) if s["kind"] == "database"}
+    states = {
+        s["name"]: s["state"]
+        for s in as_json(invoke("app-settings list my_first_app --json"))
+        if s["kind"] == "database"
+    }
     assert set(states.values()) == {"absent"}
 
 
@@ -175,8 +199,13 @@ def flaky(platform, service, tmp_path):
 
 
 def test_failing_initializer_exits_1_naming_app_store_and_exception(invoke, flaky):
-    fails(invoke("syncstores flaky_app", env={"FLAKY_APP_FAIL": str(flaky)}), 'app "flaky_app"', 'store "db"',
-          "RuntimeError: simulated failure", "storekeeper syncstores flaky_app")
+    fails(
+        invoke("syncstores flaky_app", env={"FLAKY_APP_FAIL": str(flaky)}),
+        'app "flaky_app"',
+        'store "db"',
+        "RuntimeError: simulated failure",
+        "storekeeper syncstores flaky_app",
+    )
 
 
 def test_failed_initializer_is_retried_from_an_empty_store(run_cli, flaky, pg):
@@ -213,12 +242,18 @@ def test_two_processes_syncing_at_once_run_the_first_time_initializer_once(sk_ho
     apps.assign_service(platform, "flaky_app", "db", service)
     env = {**os.environ, "STOREKEEPER_HOME": str(sk_home), "FLAKY_APP_DELAY": "1"}
     procs = [
-        subprocess.Popen([storekeeper_exe(), "syncstores", "flaky_app", "--json"], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        subprocess.Popen(
+            [storekeeper_exe(), "syncstores", "flaky_app", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
-    for proc, (stdout, stderr) in zip(procs, outputs, strict=True):
+    for proc, (_, stderr) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, stderr
     first_times = sorted(json.loads(stdout)["results"][0]["first_time"] for stdout, _ in outputs)
     assert first_times == [False, True]

@@ -52,13 +52,17 @@ def databases_like(admin_conn: psycopg.Connection[Any], prefix: str) -> list[str
 def setting_record(platform: Platform, package: str, name: str) -> dict[str, Any] | None:
     """Return a setting's row in the platform database, read with plain SQL."""
     with platform.engine.connect() as conn:
-        row = conn.execute(
-            text(
-                "SELECT s.state, s.generation, s.service_id, s.orphaned, s.dynamic, s.last_error "
-                "FROM settings s JOIN apps a ON a.id = s.app_id WHERE a.package = :p AND s.name = :n"
-            ),
-            {"p": package, "n": name},
-        ).mappings().first()
+        row = (
+            conn.execute(
+                text(
+                    "SELECT s.state, s.generation, s.service_id, s.orphaned, s.dynamic, s.last_error "
+                    "FROM settings s JOIN apps a ON a.id = s.app_id WHERE a.package = :p AND s.name = :n"
+                ),
+                {"p": package, "n": name},
+            )
+            .mappings()
+            .first()
+        )
     if row is None:
         return None
     return {**row, "orphaned": bool(row["orphaned"]), "dynamic": bool(row["dynamic"])}

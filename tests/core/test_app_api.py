@@ -159,9 +159,7 @@ def test_connection_follows_the_services_maintenance_database(platform: Platform
 # -- listing ------------------------------------------------------------------------------
 
 
-def test_list_databases_returns_stores_that_exist_on_the_server(
-    synced: type, admin_conn: psycopg.Connection
-) -> None:
+def test_list_databases_returns_stores_that_exist_on_the_server(synced: type, admin_conn: psycopg.Connection) -> None:
     assert synced.create_persistent_store("scenario_1", "primary") is True
     assert synced.list_persistent_store_databases() == ["example_db", "scenario_1"]
     assert synced.list_persistent_store_databases(dynamic_only=True) == ["scenario_1"]

@@ -137,7 +137,9 @@ def test_remove_with_drop_stores_forgets_orphaned_settings_and_drops_their_store
     assert [s.name for s in apps.list_settings(platform, APP)] == ["example_db", "primary"]
 
 
-def test_remove_of_uninstalled_app_forgets_it(platform: Platform, flaky_app: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_remove_of_uninstalled_app_forgets_it(
+    platform: Platform, flaky_app: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _only_installed(monkeypatch, my_first_app="my_first_app.app:App")
     assert apps.remove_app(platform, "flaky_app") == ["db"]
     found, _ = apps.list_apps(platform)

@@ -38,7 +38,10 @@ def test_parallel_syncstores_processes_run_first_time_initializer_once(
     env = _env(sk_home)
     procs = [
         subprocess.Popen(
-            [storekeeper_exe(), "syncstores", "flaky_app"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [storekeeper_exe(), "syncstores", "flaky_app"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(4)
@@ -86,16 +89,22 @@ def test_parallel_syncstores_after_a_failure_retry_from_empty_once(
     flag = tmp_path / "fail"
     flag.touch()
     failing = subprocess.run(
-        [storekeeper_exe(), "syncstores", "flaky_app"], env=_env(sk_home, FLAKY_APP_FAIL=str(flag), FLAKY_APP_DELAY="0"),
-        capture_output=True, text=True, timeout=120,
+        [storekeeper_exe(), "syncstores", "flaky_app"],
+        env=_env(sk_home, FLAKY_APP_FAIL=str(flag), FLAKY_APP_DELAY="0"),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert failing.returncode != 0
     assert "simulated failure" in failing.stdout + failing.stderr
     flag.unlink()
     procs = [
         subprocess.Popen(
-            [storekeeper_exe(), "syncstores", "flaky_app"], env=_env(sk_home), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
+            [storekeeper_exe(), "syncstores", "flaky_app"],
+            env=_env(sk_home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(3)
     ]

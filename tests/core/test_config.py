@@ -187,7 +187,6 @@ def test_processes_creating_a_fresh_home_at_once_agree_on_one_secret_key(tmp_pat
     """Several processes loading a new home together must not each keep their own key."""
     import subprocess
     import sys
-
     import time
 
     home = tmp_path / "racehome"

@@ -37,7 +37,11 @@ def test_the_portal_still_exports_portal_error() -> None:
 def test_server_error_keeps_its_shape() -> None:
     err = ServerError("It did not start.", hint="storekeeper db start", datadir=Path("/tmp/pgdata"))
     assert (err.status, err.hint, err.datadir, str(err)) == (
-        503, "storekeeper db start", Path("/tmp/pgdata"), "It did not start.\nFix: storekeeper db start")
+        503,
+        "storekeeper db start",
+        Path("/tmp/pgdata"),
+        "It did not start.\nFix: storekeeper db start",
+    )
 
 
 def test_no_module_sets_the_status_of_an_error_after_making_it() -> None:

@@ -63,5 +63,5 @@ def test_the_portal_refuses_a_taken_port_with_the_fix(listener: int) -> None:
 
 def test_the_portal_refuses_a_host_it_cannot_listen_on() -> None:
     """Not just a taken port: an address that is not this machine's is refused up front too."""
-    with pytest.raises(StorekeeperError, match="Cannot serve the portal on 192.0.2.1:8000"):
+    with pytest.raises(StorekeeperError, match=r"Cannot serve the portal on 192\.0\.2\.1:8000"):
         check_port_free("192.0.2.1", 8000)  # TEST-NET-1: never a local address

@@ -11,11 +11,10 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from psycopg import sql
+from sample_apps.flaky import App as Flaky
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-
-from sample_apps.flaky import App as Flaky
 
 from storekeeper import ConfigError, ServiceError, apps, audit, engines, services, stores
 from storekeeper.config import set_values
@@ -128,8 +127,8 @@ def test_service_info_list_and_show_never_contain_the_password(platform: Platfor
     created = services.create_service(platform, name="second", host="h", username="u", password=password)
     shown = services.get_service(platform, "other")
     listed = services.list_services(platform)
-    for text in (repr(created), repr(shown), repr(listed), str(shown.to_dict()), shown.url):
-        assert password not in text
+    for shown_text in (repr(created), repr(shown), repr(listed), str(shown.to_dict()), shown.url):
+        assert password not in shown_text
     assert shown.has_password
     assert "***" in shown.url
     assert [s.name for s in listed] == ["other", "second"]
@@ -199,9 +198,11 @@ def test_password_update_reaches_new_engines(platform: Platform, my_first_app: t
     stores.sync_stores(platform, [APP], database="example_db")
     my_first_app.get_persistent_store_database("example_db")
     services.update_service(platform, "local", password="definitely-wrong")
-    with pytest.raises(OperationalError, match="password authentication failed"):
-        with my_first_app.get_persistent_store_database("example_db").connect():
-            pass
+    with (
+        pytest.raises(OperationalError, match="password authentication failed"),
+        my_first_app.get_persistent_store_database("example_db").connect(),
+    ):
+        pass
 
 
 def test_remove_is_refused_while_assigned_naming_settings_and_force(platform: Platform, my_first_app: type) -> None:
@@ -327,9 +328,7 @@ def test_service_with_special_characters_in_password_works_end_to_end(
 ) -> None:
     role, password = "sk_special_" + secrets.token_hex(4), "p@ss:w/rd%#? " + secrets.token_hex(6)
     admin_conn.execute(
-        sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(
-            sql.Identifier(role), sql.Literal(password)
-        )
+        sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
     )
     try:
         u = make_url(pg_admin_url)

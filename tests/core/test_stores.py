@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from storekeeper import AppError, InitializerError, SettingError, StoreError, apps, audit, services, stores
 from storekeeper.audit import acting_as
 from storekeeper.platform import Platform
+from tests.conftest import INSTALLED_APPS
 from tests.core.conftest import (
     APP,
     EXAMPLE_DB,
@@ -27,7 +28,6 @@ from tests.core.conftest import (
     set_record,
     setting_record,
 )
-from tests.conftest import INSTALLED_APPS
 from tests.pg_server import require_postgis
 
 
@@ -75,15 +75,16 @@ def test_sync_runs_initializer_with_first_time_true_once_then_false(
     assert gages(pg_admin_url) == 2
 
 
-def test_synced_store_is_recorded_as_initialized_and_listed_as_existing(
-    platform: Platform, my_first_app: type
-) -> None:
+def test_synced_store_is_recorded_as_initialized_and_listed_as_existing(platform: Platform, my_first_app: type) -> None:
     sync_example(platform)
     assert setting_record(platform, APP, "example_db")["state"] == "initialized"  # type: ignore[index]
     listed = {s.name: s for s in stores.list_stores(platform, APP)}
     example = listed["example_db"]
     assert (example.kind, example.database, example.exists, example.initialized) == (
-        "static", EXAMPLE_DB, True, True,
+        "static",
+        EXAMPLE_DB,
+        True,
+        True,
     )
     assert example.size_bytes and example.size_bytes > 0
     assert listed["temp_db"].exists is False and not listed["temp_db"].initialized
@@ -397,14 +398,14 @@ def test_spatial_store_without_superuser_fails_naming_postgis_privilege(
     assert setting_record(platform, APP, "spatial_db")["state"] != "initialized"  # type: ignore[index]
 
 
-def test_non_spatial_store_works_on_a_createdb_role(
-    platform: Platform, createdb_role: str, pg_admin_url: str
-) -> None:
+def test_non_spatial_store_works_on_a_createdb_role(platform: Platform, createdb_role: str, pg_admin_url: str) -> None:
     apps.assign_service(platform, APP, "example_db", "creator_only")
     assert sync_example(platform).ok
     owner = rows(
-        pg_admin_url, "postgres",
-        "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (EXAMPLE_DB,),
+        pg_admin_url,
+        "postgres",
+        "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+        (EXAMPLE_DB,),
     )
     assert owner == [(createdb_role,)]
 

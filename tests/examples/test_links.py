@@ -131,8 +131,9 @@ def test_end_to_end_through_the_portal_against_the_real_store(  # type: ignore[n
     # An admin made with the CLI, as on a new portal; a viewer made by the admin through the REST API.
     cli_ok(run_cli("db", "configure", "--username", "admin", "--password-stdin", input=ADMIN_PASSWORD + "\n"))
     admin = sign_in(portal, "admin", ADMIN_PASSWORD)
-    created = portal.post("/api/v1/users", headers=admin,
-                          json={"username": "reader", "password": READER_PASSWORD, "role": "viewer"})
+    created = portal.post(
+        "/api/v1/users", headers=admin, json={"username": "reader", "password": READER_PASSWORD, "role": "viewer"}
+    )
     assert created.status_code == 201, created.text
     reader = sign_in(portal, "reader", READER_PASSWORD)
 

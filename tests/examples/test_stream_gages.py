@@ -183,7 +183,9 @@ def test_gages_are_posted_and_read_as_geojson_through_the_portal(synced, token, 
     response = synced.post(f"{BASE}/gages", json=NEW_GAGE, headers=token)
     assert response.status_code == 201, response.text
     assert response.json() == {
-        "type": "Feature", "id": 3, "geometry": {"type": "Point", "coordinates": [-111.6488, 40.2455]},
+        "type": "Feature",
+        "id": 3,
+        "geometry": {"type": "Point", "coordinates": [-111.6488, 40.2455]},
         "properties": {"id": 3, "value": 5},
     }
     assert gages(pg_admin_url)[2] == (40.2455, -111.6488, 5, -111.6488, 40.2455, 4326, "POINT")
@@ -222,8 +224,12 @@ def test_scenario_stores_are_created_and_dropped_on_the_server(synced, token, pg
 def test_scenarios_without_a_service_on_their_setting_are_refused_naming_it(portal, token):
     portal.put(f"/api/v1/apps/{APP}/settings/stream_gages_db", json={"service": "local"}, headers=token)
     sync(portal, token)
-    problem(portal.post(f"{BASE}/scenarios", json={"name": "dry"}, headers=token), 409, "scenarios",
-            f"app-settings set {APP} scenarios")
+    problem(
+        portal.post(f"{BASE}/scenarios", json={"name": "dry"}, headers=token),
+        409,
+        "scenarios",
+        f"app-settings set {APP} scenarios",
+    )
 
 
 # -- storekeeper test stream_gages -------------------------------------------------
@@ -300,9 +306,7 @@ def test_the_map_page_shows_a_visible_marker_per_gage_offline(chrome, snap, live
     labels = [e.text for e in chrome.find_elements(By.CSS_SELECTOR, "svg#gage-map .gage text.label")]
     assert labels == ["Gage 1 · value 1", "Gage 2 · value 2"]
     # Nothing on the page came from anywhere but the portal.
-    origins = chrome.execute_script(
-        "return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)"
-    )
+    origins = chrome.execute_script("return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)")
     assert set(origins) <= {live_gages}, origins
     assert snap("stream_gages_map").stat().st_size > 10_000  # test-artifacts/stream_gages_map.png
     assert chrome.find_element(By.ID, "gage-count").text == "2 gages"

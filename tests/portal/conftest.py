@@ -94,8 +94,9 @@ def secrets(pg_admin_url: str) -> list[str]:
 
 
 @pytest.fixture
-def admin(portal_app: FastAPI, admin_token: str, responses: Responses, secrets: list[str],
-          platform: Platform) -> Iterator[TestClient]:
+def admin(
+    portal_app: FastAPI, admin_token: str, responses: Responses, secrets: list[str], platform: Platform
+) -> Iterator[TestClient]:
     """A client signed in as an admin (API token)."""
     with _client(portal_app, responses, admin_token) as client:
         yield client
@@ -147,8 +148,6 @@ def wait_for_job(client: TestClient, url: str, timeout: float = 60) -> dict[str,
             return job  # type: ignore[no-any-return]
         assert time.monotonic() < deadline, f"job still {job['status']} after {timeout}s: {job}"
         time.sleep(0.1)
-
-
 
 
 @pytest.fixture

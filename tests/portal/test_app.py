@@ -87,14 +87,22 @@ def test_healthz_is_public_and_reports_each_service(anon, service):
     response = anon.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {
-        "status": "ok", "platform": {"ok": True, "error": None},
+        "status": "ok",
+        "platform": {"ok": True, "error": None},
         "services": [{"name": service, "ok": True, "error": None}],
     }
 
 
 def test_healthz_reports_an_unreachable_service_without_credentials(anon, platform, service, closed_port):
-    services.create_service(platform, name="down", host="127.0.0.1", port=closed_port, username="someone",
-                            password="down-service-password", connect_timeout=2)
+    services.create_service(
+        platform,
+        name="down",
+        host="127.0.0.1",
+        port=closed_port,
+        username="someone",
+        password="down-service-password",
+        connect_timeout=2,
+    )
     response = anon.get("/healthz")
     assert response.status_code == 200
     health = response.json()
@@ -113,7 +121,9 @@ def test_an_unset_up_platform_database_is_a_503_naming_the_fix(tmp_path: Path, m
         assert health.status_code == 503
         assert health.json()["status"] == "failing"
         assert health.json()["platform"]["ok"] is False
-        doc = problem(client.get("/api/v1/apps", headers={"Authorization": "Bearer skt_x"}), 503, "storekeeper db configure")
+        doc = problem(
+            client.get("/api/v1/apps", headers={"Authorization": "Bearer skt_x"}), 503, "storekeeper db configure"
+        )
         assert doc["type"].endswith("platform-error")
 
 

@@ -18,8 +18,14 @@ PUBLIC = {("POST", "/api/v1/auth/token"), ("GET", "/healthz")}
 VIEWER_MAY = {("DELETE", "/api/v1/auth/tokens/{token_id}"), ("POST", "/api/v1/services/{name}/test")}
 #: Reads that are for admins only.
 ADMIN_READS = {("GET", "/api/v1/users"), ("GET", "/api/v1/users/{username}")}
-SAMPLE = {"token_id": "1", "name": "local", "app": "my_first_app", "setting": "example_db", "job_id": "x",
-          "username": "viewer"}
+SAMPLE = {
+    "token_id": "1",
+    "name": "local",
+    "app": "my_first_app",
+    "setting": "example_db",
+    "job_id": "x",
+    "username": "viewer",
+}
 
 
 def _api_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -123,7 +129,9 @@ def test_failed_sign_ins_are_throttled_per_user_and_client(anon, portal_app, pla
     assert doc["user"] == "admin"
     # Another client address is not blocked, nor is another user from this one.
     with TestClient(portal_app, client=("10.1.2.3", 4000)) as other:
-        assert other.post("/api/v1/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD}).status_code == 201
+        assert (
+            other.post("/api/v1/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD}).status_code == 201
+        )
     users.upsert_user(platform, "carol", "carol-password", role="viewer")
     assert anon.post("/api/v1/auth/token", json={"username": "carol", "password": "carol-password"}).status_code == 201
     # Once the block has run out, the right password works and clears the count.

@@ -62,8 +62,14 @@ def installed(platform, service, monkeypatch):  # type: ignore[no-untyped-def]
 
 def test_an_apps_router_answers_503_naming_what_to_assign_and_sync(installed):
     with installed(RouterApp) as client:
-        doc = problem(client.get(f"/apps/{APP}/hello"), 503, "example_db", "primary",
-                      f"app-settings set {APP}", f"syncstores {APP}")
+        doc = problem(
+            client.get(f"/apps/{APP}/hello"),
+            503,
+            "example_db",
+            "primary",
+            f"app-settings set {APP}",
+            f"syncstores {APP}",
+        )
     assert doc["app"] == APP
 
 

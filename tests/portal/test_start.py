@@ -31,9 +31,22 @@ def test_start_serves_the_portal_with_two_workers(sk_home: Path, platform, close
     base = f"http://127.0.0.1:{closed_port}"
     env = {**os.environ, "STOREKEEPER_HOME": str(sk_home)}
     proc = subprocess.Popen(
-        [storekeeper_exe(), "start", "--host", "127.0.0.1", "--port", str(closed_port), "--workers", "2",
-         "--log-level", "warning"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            storekeeper_exe(),
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(closed_port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     # trust_env=False: loopback only, never through a proxy from the environment.
     with httpx.Client(base_url=base, trust_env=False) as http:

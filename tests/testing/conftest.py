@@ -139,5 +139,9 @@ def run_pytest(path: Path, sk_home: Path, *args: str, **env: str) -> subprocess.
     cwd = path if path.is_dir() else path.parent
     return subprocess.run(
         [sys.executable, "-m", "pytest", str(path), "-p", "no:cacheprovider", "-q", *args],
-        capture_output=True, text=True, env=subprocess_env(sk_home, **env), cwd=cwd, timeout=120,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(sk_home, **env),
+        cwd=cwd,
+        timeout=120,
     )

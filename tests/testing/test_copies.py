@@ -72,9 +72,7 @@ def test_template_is_rebuilt_when_the_apps_code_changes(
     assert database_oid(admin_conn, TEMPLATE) == rebuilt
 
 
-def test_code_hash_follows_the_initializers_package_sources(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_code_hash_follows_the_initializers_package_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     package = tmp_path / "hashed_app"
     package.mkdir()
     (package / "__init__.py").write_text("")
@@ -108,8 +106,12 @@ def test_rebuild_templates_flag_rebuilds_each_template_once(
 
 
 def test_failing_initializer_leaves_no_half_built_template(
-    platform: Platform, flaky_app: str, fail_flag: Path, no_templates: None,
-    monkeypatch: pytest.MonkeyPatch, admin_conn: psycopg.Connection,
+    platform: Platform,
+    flaky_app: str,
+    fail_flag: Path,
+    no_templates: None,
+    monkeypatch: pytest.MonkeyPatch,
+    admin_conn: psycopg.Connection,
 ) -> None:
     from sample_apps.flaky import App
 
@@ -128,7 +130,10 @@ def test_failing_initializer_leaves_no_half_built_template(
 
 
 def test_clone_of_a_template_in_use_retries_then_names_the_template(
-    testing: type, no_templates: None, admin_conn: psycopg.Connection, pg_admin_url: str,
+    testing: type,
+    no_templates: None,
+    admin_conn: psycopg.Connection,
+    pg_admin_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _new_copy()

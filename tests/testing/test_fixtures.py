@@ -12,7 +12,7 @@ import psycopg
 from tests.core.conftest import EXAMPLE_DB
 from tests.testing.conftest import copies_left, gage_values, run_pytest
 
-HEADER = '''
+HEADER = """
 from sqlalchemy import text
 
 from my_first_app.app import App
@@ -28,7 +28,7 @@ def add_gage(store):
     with store.sessionmaker() as session:
         session.execute(text("INSERT INTO stream_gages (latitude, longitude, value) VALUES (0, 0, 7)"))
         session.commit()
-'''
+"""
 
 
 def write_tests(tmp_path: Path, body: str, name: str = "test_store.py") -> Path:
@@ -42,7 +42,7 @@ def outcome(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout + result.stderr
 
 
-MODULE_SCOPED = '''
+MODULE_SCOPED = """
     example_db = persistent_store("my_first_app", "example_db", scope="module")
 
 
@@ -55,9 +55,9 @@ MODULE_SCOPED = '''
     def test_second_sees_the_write(example_db):
         assert gages(example_db) == 3
         assert App.get_persistent_store_database("example_db").url.database == example_db.database
-'''
+"""
 
-DEFAULT_SCOPED = '''
+DEFAULT_SCOPED = """
     example_db = persistent_store("my_first_app", "example_db")  # scope: --storekeeper-scope, ini, else function
 
 
@@ -68,7 +68,7 @@ DEFAULT_SCOPED = '''
 
     def test_second_starts_fresh(example_db):
         assert gages(example_db) == 2
-'''
+"""
 
 
 def test_module_scope_shares_a_copy_and_function_scope_does_not(
@@ -100,7 +100,9 @@ def test_storekeeper_scope_flag_and_ini_key_set_the_default_scope(
 def test_failing_tests_still_drop_their_copies(
     synced: type, sk_home: Path, tmp_path: Path, admin_conn: psycopg.Connection, pg_admin_url: str
 ) -> None:
-    path = write_tests(tmp_path, '''
+    path = write_tests(
+        tmp_path,
+        """
         example_db = persistent_store("my_first_app", "example_db")
         fast_db = persistent_store("my_first_app", "example_db", mode="rollback")
         module_db = persistent_store("my_first_app", "temp_db", scope="module")
@@ -114,7 +116,8 @@ def test_failing_tests_still_drop_their_copies(
         def test_errors_in_rollback_mode(fast_db):
             add_gage(fast_db)
             raise RuntimeError("deliberate error")
-    ''')
+    """,
+    )
     result = run_pytest(path, sk_home)
     assert result.returncode == 1, outcome(result)
     assert re.search(r"\b2 failed\b", outcome(result)), outcome(result)

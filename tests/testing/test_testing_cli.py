@@ -71,7 +71,7 @@ def test_storekeeper_test_runs_the_apps_tests_against_copies_and_leaves_none(
     assert first_time_runs(pg_admin_url, EXAMPLE_DB) == [True]
 
 
-WORKER_TESTS = '''
+WORKER_TESTS = """
 import os
 
 import pytest
@@ -87,7 +87,7 @@ def test_records_which_copy_it_got(example_db, n):
     assert App.get_persistent_store_database("example_db").url.database == example_db.database
     with open(os.environ["COPIES_SEEN"], "a") as seen:
         seen.write(f"{os.environ.get('PYTEST_XDIST_WORKER')} {example_db.database}\\n")
-'''
+"""
 
 
 def test_parallel_run_with_xdist_uses_a_copy_per_worker_and_leaves_none(
@@ -155,7 +155,7 @@ def test_unknown_app_is_an_error_with_a_hint(synced: type, run_cli) -> None:
     assert "Traceback" not in result.stderr
 
 
-SLOW_TEST = '''
+SLOW_TEST = """
 import os
 import time
 from pathlib import Path
@@ -172,7 +172,7 @@ def test_holds_its_copy_for_a_while(example_db):
         time.sleep(0.1)
     with example_db.sessionmaker() as session:  # the copy is still there: no other run dropped it
         assert session.connection().exec_driver_sql("SELECT count(*) FROM stream_gages").scalar() == 2
-'''
+"""
 
 
 def test_a_second_run_of_the_same_apps_tests_stops_at_once_and_spares_the_first(
@@ -189,7 +189,10 @@ def test_a_second_run_of_the_same_apps_tests_stops_at_once_and_spares_the_first(
     env = {**os.environ, "STOREKEEPER_HOME": str(sk_home), "STARTED": str(started), "RELEASE": str(release)}
     first = subprocess.Popen(
         [storekeeper_exe(), "test", APP, "--path", str(tmp_path / "tests"), *PYTEST_ARGS],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 120

@@ -111,7 +111,9 @@ def list_links(
     return JSONResponse({"links": [link_json(*row) for row in rows[:limit]], "next": next_cursor})
 
 
-@router.get("/links/{link_id}", response_model=LinkOut, summary="Get a link", responses={404: _problem("No such link.")})
+@router.get(
+    "/links/{link_id}", response_model=LinkOut, summary="Get a link", responses={404: _problem("No such link.")}
+)
 def get_link(link_id: str) -> JSONResponse:
     """Return the link with this id; 404 if there is none (also for ids that are not numbers)."""
     number = parse_link_id(link_id)

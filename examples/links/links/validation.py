@@ -137,7 +137,14 @@ def not_found(value: str) -> LinkNotFound:
 
 
 def _json_type(value: object) -> str:
-    names = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object", str: "a string"}
+    names = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "an array",
+        dict: "an object",
+        str: "a string",
+    }
     if value is None:
         return "null"
     return names.get(type(value), type(value).__name__)

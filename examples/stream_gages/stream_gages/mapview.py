@@ -232,15 +232,25 @@ def build_map(
     lat_step = nice_step(b.north - b.south, 6)
     meridians = [
         GridLine(
-            x1=projection.x(lon), y1=top, x2=projection.x(lon), y2=bottom,
-            label=format_degrees(lon, "lon", _decimals(lon_step)), label_x=projection.x(lon), label_y=bottom + 22,
+            x1=projection.x(lon),
+            y1=top,
+            x2=projection.x(lon),
+            y2=bottom,
+            label=format_degrees(lon, "lon", _decimals(lon_step)),
+            label_x=projection.x(lon),
+            label_y=bottom + 22,
         )
         for lon in _ticks(b.west, b.east, lon_step, 180)
     ]
     parallels = [
         GridLine(
-            x1=left, y1=projection.y(lat), x2=right, y2=projection.y(lat),
-            label=format_degrees(lat, "lat", _decimals(lat_step)), label_x=left - 8, label_y=projection.y(lat) + 4,
+            x1=left,
+            y1=projection.y(lat),
+            x2=right,
+            y2=projection.y(lat),
+            label=format_degrees(lat, "lat", _decimals(lat_step)),
+            label_x=left - 8,
+            label_y=projection.y(lat) + 4,
         )
         for lat in _ticks(b.south, b.north, lat_step, 90)
     ]
@@ -254,8 +264,15 @@ def build_map(
         label_left = x + 14 if x + 14 + label_width <= right - 4 else x - 14 - label_width
         markers.append(
             Marker(
-                id=p.id, value=p.value, latitude=p.latitude, longitude=p.longitude, x=x, y=y, label=label,
-                label_left=label_left, label_width=label_width,
+                id=p.id,
+                value=p.value,
+                latitude=p.latitude,
+                longitude=p.longitude,
+                x=x,
+                y=y,
+                label=label,
+                label_left=label_left,
+                label_width=label_width,
                 title=(
                     f"Gage {p.id}: value {p.value} at "
                     f"{format_degrees(p.latitude, 'lat', 5)}, {format_degrees(p.longitude, 'lon', 5)}"
@@ -263,7 +280,16 @@ def build_map(
             )
         )
     return MapView(
-        width=width, height=height, plot_left=left, plot_top=top, plot_width=plot_width, plot_height=plot_height,
-        bounds=b, meridians=meridians, parallels=parallels, markers=markers,
-        scale_bar=_scale_bar(projection, plot_width, left, bottom), empty=not points,
+        width=width,
+        height=height,
+        plot_left=left,
+        plot_top=top,
+        plot_width=plot_width,
+        plot_height=plot_height,
+        bounds=b,
+        meridians=meridians,
+        parallels=parallels,
+        markers=markers,
+        scale_bar=_scale_bar(projection, plot_width, left, bottom),
+        empty=not points,
     )

@@ -61,7 +61,9 @@ GEOJSON_DIGITS = 15
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
 _templates = Environment(
-    loader=PackageLoader("stream_gages", "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True,
+    loader=PackageLoader("stream_gages", "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
     lstrip_blocks=True,
 )
 _templates.filters["px"] = lambda value: f"{value:.1f}"
@@ -181,8 +183,10 @@ def build_router(app: type[AppBase]) -> APIRouter:
         """The gages on a map drawn on the server as SVG; works without any network access."""
         stmt = select(StreamGage.id, func.ST_Y(StreamGage.geom), func.ST_X(StreamGage.geom), StreamGage.value)
         with sessions()() as session:
-            points = [GagePoint(id=i, latitude=lat, longitude=lon, value=v) for i, lat, lon, v in
-                      session.execute(stmt.order_by(StreamGage.id))]
+            points = [
+                GagePoint(id=i, latitude=lat, longitude=lon, value=v)
+                for i, lat, lon, v in session.execute(stmt.order_by(StreamGage.id))
+            ]
         html = _templates.get_template("map.html").render(view=build_map(points), gages=points, app_name=app.name)
         return HTMLResponse(html)
 
@@ -213,8 +217,13 @@ def build_router(app: type[AppBase]) -> APIRouter:
             raise GageError(f"There is no gage {gage_id}.", hint="list them: GET /apps/stream_gages/gages", status=404)
         return GeoJSONResponse(found[0])
 
-    @router.post("/gages", status_code=status.HTTP_201_CREATED, response_class=GeoJSONResponse, summary="Add a gage",
-                 dependencies=[Depends(require_json)])
+    @router.post(
+        "/gages",
+        status_code=status.HTTP_201_CREATED,
+        response_class=GeoJSONResponse,
+        summary="Add a gage",
+        dependencies=[Depends(require_json)],
+    )
     def add_gage(body: GageIn, request: Request, _: CurrentUser) -> GeoJSONResponse:
         """Add a gage (any signed-in user); answers 201 with the new gage as a GeoJSON Feature."""
         with sessions()() as session:
@@ -232,8 +241,13 @@ def build_router(app: type[AppBase]) -> APIRouter:
         """The scenario stores that exist on their server."""
         return ScenarioList(scenarios=[ScenarioOut(name=n, store=SCENARIO_PREFIX + n) for n in scenario_names()])
 
-    @router.post("/scenarios", status_code=status.HTTP_201_CREATED, response_model=ScenarioOut,
-                 summary="Create a scenario store", dependencies=[Depends(require_json)])
+    @router.post(
+        "/scenarios",
+        status_code=status.HTTP_201_CREATED,
+        response_model=ScenarioOut,
+        summary="Create a scenario store",
+        dependencies=[Depends(require_json)],
+    )
     def create_scenario(body: ScenarioIn, response: Response, _: AdminDep) -> ScenarioOut:
         """Create a spatial store for a scenario, starting from the seed gages (admins only; 409 if it exists)."""
         store = scenario_store(body.name)
@@ -254,8 +268,10 @@ def build_router(app: type[AppBase]) -> APIRouter:
         store = scenario_store(name)
         if not app.persistent_store_exists(store):
             raise ScenarioError(
-                f'There is no scenario "{name}".', hint="list them: GET /apps/stream_gages/scenarios",
-                status=404, store=store,
+                f'There is no scenario "{name}".',
+                hint="list them: GET /apps/stream_gages/scenarios",
+                status=404,
+                store=store,
             )
         app.drop_persistent_store(store)
         return Response(status_code=status.HTTP_204_NO_CONTENT)

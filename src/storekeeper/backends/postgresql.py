@@ -202,7 +202,9 @@ class PostgresBackend:
                 service=self.spec.name,
             ) from None
         except psycopg.Error as err:
-            raise StoreError(f"Cannot drop {what} on {self.spec.where}: {first_line(err)}", service=self.spec.name) from None
+            raise StoreError(
+                f"Cannot drop {what} on {self.spec.where}: {first_line(err)}", service=self.spec.name
+            ) from None
         return True
 
     def enable_postgis(self, dbname: str, *, what: str) -> None:

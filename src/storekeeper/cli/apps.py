@@ -10,12 +10,20 @@ from storekeeper.cli import render
 from storekeeper.cli.common import Group, JsonOpt, YesOpt, confirm, platform
 
 apps_cli = typer.Typer(cls=Group, help="List, show and remove installed apps.", no_args_is_help=True)
-app_settings_cli = typer.Typer(cls=Group, help="Assign services to apps' persistent store settings.", no_args_is_help=True)
+app_settings_cli = typer.Typer(
+    cls=Group, help="Assign services to apps' persistent store settings.", no_args_is_help=True
+)
 
 AppArg = Annotated[str, typer.Argument(help="App package, e.g. my_first_app.")]
 SETTING_COLUMNS = [
-    ("name", "Setting"), ("kind", "Kind"), ("required", "Required"), ("spatial", "Spatial"),
-    ("initializer", "Initializer"), ("service", "Service"), ("state", "Store"), ("orphaned", "Orphaned"),
+    ("name", "Setting"),
+    ("kind", "Kind"),
+    ("required", "Required"),
+    ("spatial", "Spatial"),
+    ("initializer", "Initializer"),
+    ("service", "Service"),
+    ("state", "Store"),
+    ("orphaned", "Orphaned"),
 ]
 
 
@@ -31,11 +39,20 @@ def list_(as_json: JsonOpt = False) -> None:
         render.json_out({"apps": infos, "problems": [p.__dict__ for p in problems]})
         return
     rows = [
-        {**i.to_dict(), "settings": len(i.settings), "status": "orphaned" if not i.installed else ("ready" if i.ready else ("configured" if i.configured else "needs services"))}
+        {
+            **i.to_dict(),
+            "settings": len(i.settings),
+            "status": "orphaned"
+            if not i.installed
+            else ("ready" if i.ready else ("configured" if i.configured else "needs services")),
+        }
         for i in infos
     ]
-    render.table(rows, [("package", "Package"), ("name", "Name"), ("status", "Status"), ("settings", "Settings")],
-                 empty="No apps installed. An app is a package with an entry point in group 'storekeeper.apps'.")
+    render.table(
+        rows,
+        [("package", "Package"), ("name", "Name"), ("status", "Status"), ("settings", "Settings")],
+        empty="No apps installed. An app is a package with an entry point in group 'storekeeper.apps'.",
+    )
 
 
 @apps_cli.command("show")
@@ -47,8 +64,16 @@ def show(app: AppArg, as_json: JsonOpt = False) -> None:
     if as_json:
         render.json_out(info)
         return
-    render.fields({"name": info.name, "description": info.description, "installed": info.installed,
-                   "configured": info.configured, "ready": info.ready}, title=f"App {info.package}")
+    render.fields(
+        {
+            "name": info.name,
+            "description": info.description,
+            "installed": info.installed,
+            "configured": info.configured,
+            "ready": info.ready,
+        },
+        title=f"App {info.package}",
+    )
     render.table([s.to_dict() for s in info.settings], SETTING_COLUMNS, empty="No persistent store settings.")
 
 

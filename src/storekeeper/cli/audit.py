@@ -11,8 +11,12 @@ from storekeeper.cli.common import JsonOpt, platform
 
 
 def audit_command(
-    action: Annotated[str | None, typer.Option("--action", help="Only this action, e.g. store.sync or service.create.")] = None,
-    target: Annotated[str | None, typer.Option("--target", help="Only targets starting with this, e.g. my_first_app/.")] = None,
+    action: Annotated[
+        str | None, typer.Option("--action", help="Only this action, e.g. store.sync or service.create.")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Only targets starting with this, e.g. my_first_app/.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="Newest events to show.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
@@ -25,6 +29,13 @@ def audit_command(
         return
     render.table(
         [{**e.__dict__, "at": e.at.strftime("%Y-%m-%d %H:%M:%S")} for e in events],
-        [("at", "When (UTC)"), ("actor", "Who"), ("action", "Action"), ("target", "Target"), ("outcome", "Outcome"), ("detail", "Detail")],
+        [
+            ("at", "When (UTC)"),
+            ("actor", "Who"),
+            ("action", "Action"),
+            ("target", "Target"),
+            ("outcome", "Outcome"),
+            ("detail", "Detail"),
+        ],
         empty="No audit events match.",
     )

@@ -43,12 +43,16 @@ def confirm(action: str, yes: bool) -> None:
     )
 
 
-def read_secret(prompt: str, from_stdin: bool, *, hint: str = "pipe it in with --password-stdin (or include it in --connection)") -> str:
+def read_secret(
+    prompt: str, from_stdin: bool, *, hint: str = "pipe it in with --password-stdin (or include it in --connection)"
+) -> str:
     """Read a password from stdin (``--password-stdin``) or an interactive prompt."""
     if from_stdin:
         value = sys.stdin.readline().rstrip("\r\n")
         if not value:
-            raise InputError("--password-stdin was given but standard input is empty.", hint="echo PASSWORD | storekeeper ...")
+            raise InputError(
+                "--password-stdin was given but standard input is empty.", hint="echo PASSWORD | storekeeper ..."
+            )
         return value
     if not sys.stdin.isatty():
         raise InputError(

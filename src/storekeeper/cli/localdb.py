@@ -13,7 +13,8 @@ from storekeeper.cli.common import JsonOpt
 if TYPE_CHECKING:
     from storekeeper.config import Config
 
-class StopMode(str, enum.Enum):
+
+class StopMode(enum.StrEnum):
     """PostgreSQL's shutdown modes, as ``pg_ctl stop --mode`` takes them."""
 
     smart = "smart"
@@ -44,7 +45,10 @@ def db_init(as_json: JsonOpt = False) -> None:
 
 def db_start(
     register_service: Annotated[
-        str | None, typer.Option("--register-service", metavar="NAME", help="Also register (or update) it as service NAME, e.g. local.")
+        str | None,
+        typer.Option(
+            "--register-service", metavar="NAME", help="Also register (or update) it as service NAME, e.g. local."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -65,15 +69,20 @@ def db_start(
     if register_service:
         render.ok(f'Registered it as service "{register_service}" (storekeeper services show {register_service})')
     if not st["postgis_available"]:
-        render.warn("PostGIS is not installed for these PostgreSQL binaries: spatial stores will fail "
-                    f"(Debian/Ubuntu: apt-get install postgresql-{str(st['version']).split('.')[0]}-postgis-3)")
+        render.warn(
+            "PostGIS is not installed for these PostgreSQL binaries: spatial stores will fail "
+            f"(Debian/Ubuntu: apt-get install postgresql-{str(st['version']).split('.')[0]}-postgis-3)"
+        )
 
 
 def db_stop(
     mode: Annotated[
         StopMode,
-        typer.Option("--mode", help="smart waits for clients to leave, fast ends their sessions, "
-                     "immediate aborts (crash recovery at the next start)."),
+        typer.Option(
+            "--mode",
+            help="smart waits for clients to leave, fast ends their sessions, "
+            "immediate aborts (crash recovery at the next start).",
+        ),
     ] = StopMode.fast,
     as_json: JsonOpt = False,
 ) -> None:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
-
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand
 
 from storekeeper import __version__
 from storekeeper.cli import render
-from storekeeper.errors import ConfigError
 from storekeeper.cli.common import Group, JsonOpt, YesOpt, confirm, platform, read_secret, set_debug
+from storekeeper.errors import ConfigError
 
 cli = typer.Typer(
     name="storekeeper",
@@ -34,9 +32,13 @@ def _version(value: bool) -> None:
 
 @cli.callback()
 def root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
-    home: Annotated[str | None, typer.Option("--home", help="Home directory (default: $STOREKEEPER_HOME or ~/.storekeeper).")] = None,
+    home: Annotated[
+        str | None, typer.Option("--home", help="Home directory (default: $STOREKEEPER_HOME or ~/.storekeeper).")
+    ] = None,
 ) -> None:
     """Managed PostgreSQL databases (persistent stores) for the web apps on a portal."""
     set_debug(debug)
@@ -65,9 +67,15 @@ class _PairsCommand(TyperCommand):
 
 @cli.command("settings", cls=_PairsCommand)
 def settings_command(
-    set_: Annotated[list[str] | None, typer.Option("--set", metavar="KEY VALUE", help="Set a key (repeatable).")] = None,
-    get: Annotated[list[str] | None, typer.Option("--get", metavar="KEY", help="Print a key's value (repeatable).")] = None,
-    unset: Annotated[list[str] | None, typer.Option("--unset", metavar="KEY", help="Remove a key from the config file (repeatable).")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", metavar="KEY VALUE", help="Set a key (repeatable).")
+    ] = None,
+    get: Annotated[
+        list[str] | None, typer.Option("--get", metavar="KEY", help="Print a key's value (repeatable).")
+    ] = None,
+    unset: Annotated[
+        list[str] | None, typer.Option("--unset", metavar="KEY", help="Remove a key from the config file (repeatable).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show or change storekeeper's configuration (config.yml in the home).
@@ -111,20 +119,31 @@ def settings_command(
     if as_json:
         render.json_out(rows)
     else:
-        render.table(rows, [("key", "Key"), ("value", "Value"), ("source", "From"), ("env", "Environment variable"), ("help", "Help")])
+        render.table(
+            rows,
+            [("key", "Key"), ("value", "Value"), ("source", "From"), ("env", "Environment variable"), ("help", "Help")],
+        )
 
 
 # -- db -----------------------------------------------------------------------------
 
-db_cli = typer.Typer(cls=Group, help="The platform database (configure, upgrade) and this home's local PostgreSQL server (init, start, stop, status).", no_args_is_help=True)
+db_cli = typer.Typer(
+    cls=Group,
+    help="The platform database (configure, upgrade) and this home's local PostgreSQL server (init, start, stop, status).",
+    no_args_is_help=True,
+)
 cli.add_typer(db_cli, name="db")
 
 
 @db_cli.command("configure")
 def db_configure(
     username: Annotated[str, typer.Option("--username", "-u", help="Admin user to create or update.")] = "admin",
-    password: Annotated[str | None, typer.Option("--password", "-p", help="Admin password (prompted when left out).")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the admin password from standard input.")] = False,
+    password: Annotated[
+        str | None, typer.Option("--password", "-p", help="Admin password (prompted when left out).")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the admin password from standard input.")
+    ] = False,
 ) -> None:
     """Create the platform database if needed, migrate it, and create or update an admin user."""
     from storekeeper import users
@@ -134,7 +153,8 @@ def db_configure(
     config = load_config()
     if password is None:
         password = read_secret(
-            f'Password for admin user "{username}"', password_stdin,
+            f'Password for admin user "{username}"',
+            password_stdin,
             hint="pipe it in: echo PASSWORD | storekeeper db configure --password-stdin",
         )
     users.check_password(password)  # refuse a bad password before touching any database
@@ -147,8 +167,10 @@ def db_configure(
     where = p.engine.url.render_as_string(hide_password=True)
     if schema.created:
         render.ok(f"Created the platform database ({where})")
-    render.ok(f"Platform database at migration {schema.after}"
-              + (f" (was {schema.before})" if schema.before != schema.after else ""))
+    render.ok(
+        f"Platform database at migration {schema.after}"
+        + (f" (was {schema.before})" if schema.before != schema.after else "")
+    )
     render.ok(f'Admin user "{username}" {"created" if new else "updated"}')
 
 
@@ -172,13 +194,21 @@ def db_upgrade(
 
 @cli.command("syncstores")
 def syncstores(
-    apps: Annotated[list[str] | None, typer.Argument(help="App packages to sync ('all' for every installed app).")] = None,
+    apps: Annotated[
+        list[str] | None, typer.Argument(help="App packages to sync ('all' for every installed app).")
+    ] = None,
     all_apps: Annotated[bool, typer.Option("--all", "-a", help="Sync every installed app.")] = False,
-    refresh: Annotated[bool, typer.Option("--refresh", "-r", help="Drop and recreate the stores (destroys their data).")] = False,
-    firsttime: Annotated[bool, typer.Option("--firsttime", "-f", help="Run initializers with first_time=True.")] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", "-r", help="Drop and recreate the stores (destroys their data).")
+    ] = False,
+    firsttime: Annotated[
+        bool, typer.Option("--firsttime", "-f", help="Run initializers with first_time=True.")
+    ] = False,
     database: Annotated[str | None, typer.Option("--database", "-d", help="Sync only this store.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be done and change nothing.")] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=32, help="Stores to work on at once (1: one after another).")] = 4,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, max=32, help="Stores to work on at once (1: one after another).")
+    ] = 4,
     as_json: JsonOpt = False,
     yes: YesOpt = False,
 ) -> None:
@@ -188,11 +218,16 @@ def syncstores(
 
     names = [a for a in (apps or []) if a != "all"]
     if not names and not all_apps and "all" not in (apps or []):
-        raise InputError("Name the apps to sync, or use --all.", hint="storekeeper syncstores APP  (see: storekeeper apps list)")
+        raise InputError(
+            "Name the apps to sync, or use --all.", hint="storekeeper syncstores APP  (see: storekeeper apps list)"
+        )
     selected = None if (all_apps or "all" in (apps or [])) else names
     if refresh and not dry_run:
         what = ", ".join(selected) if selected else "every installed app"
-        confirm(f"--refresh drops and recreates the stores of {what}{f' (store {database})' if database else ''}; their data is lost", yes)
+        confirm(
+            f"--refresh drops and recreates the stores of {what}{f' (store {database})' if database else ''}; their data is lost",
+            yes,
+        )
     p = platform()
     show_progress = not as_json and render.out.is_terminal
 
@@ -203,16 +238,37 @@ def syncstores(
 
     if show_progress:
         with render.out.status("Syncing stores…"):
-            results = stores.sync_stores(p, selected, refresh=refresh, first_time=firsttime, database=database, dry_run=dry_run, on_result=progress, jobs=jobs)
+            results = stores.sync_stores(
+                p,
+                selected,
+                refresh=refresh,
+                first_time=firsttime,
+                database=database,
+                dry_run=dry_run,
+                on_result=progress,
+                jobs=jobs,
+            )
     else:
-        results = stores.sync_stores(p, selected, refresh=refresh, first_time=firsttime, database=database, dry_run=dry_run, on_result=progress, jobs=jobs)
+        results = stores.sync_stores(
+            p,
+            selected,
+            refresh=refresh,
+            first_time=firsttime,
+            database=database,
+            dry_run=dry_run,
+            on_result=progress,
+            jobs=jobs,
+        )
     failed = [r for r in results if not r.ok]
     if as_json:
         render.json_out({"ok": not failed, "results": results})
     elif not results:
         render.out.print("No stores to sync (the app declares no database settings).")
     else:
-        render.out.print(f"{len(results) - len(failed)} of {len(results)} store(s) ok" + (" (dry run: nothing changed)" if dry_run else ""))
+        render.out.print(
+            f"{len(results) - len(failed)} of {len(results)} store(s) ok"
+            + (" (dry run: nothing changed)" if dry_run else "")
+        )
     if failed:
         raise typer.Exit(1)
 

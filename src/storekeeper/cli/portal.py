@@ -13,8 +13,12 @@ from storekeeper.ports import bind_error
 #: The app factory uvicorn imports in each worker process.
 APP_FACTORY = "storekeeper.portal.app:create_app"
 
-HostOpt = Annotated[str | None, typer.Option("--host", help="Address to listen on \\[default: portal.host, 127.0.0.1].")]
-PortOpt = Annotated[int | None, typer.Option("--port", help="Port to listen on \\[default: portal.port, 8000].", min=1, max=65535)]
+HostOpt = Annotated[
+    str | None, typer.Option("--host", help="Address to listen on \\[default: portal.host, 127.0.0.1].")
+]
+PortOpt = Annotated[
+    int | None, typer.Option("--port", help="Port to listen on \\[default: portal.port, 8000].", min=1, max=65535)
+]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-w", help="Worker processes (each builds its own app).", min=1)]
 LogLevelOpt = Annotated[str, typer.Option("--log-level", help="uvicorn log level.")]
 
@@ -38,8 +42,9 @@ def serve(host: str, port: int, workers: int, log_level: str, *, announce: str |
         render.ok(announce)
     # Workers are separate processes sharing nothing but the platform database, which is
     # where sessions' users, tokens, throttling and jobs live: any worker can answer any request.
-    uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                proxy_headers=True)
+    uvicorn.run(
+        APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level, proxy_headers=True
+    )
 
 
 def start(host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = 1, log_level: LogLevelOpt = "info") -> None:
@@ -50,5 +55,10 @@ def start(host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = 1, l
     config = load_config()
     open_platform(config).close()  # fail here, once, with the fix, rather than in every worker
     host, port = host or config.portal_host, port or config.portal_port
-    serve(host, port, workers, log_level,
-          announce=f"Serving the portal on http://{host}:{port} ({workers} worker(s)); API docs at /docs")
+    serve(
+        host,
+        port,
+        workers,
+        log_level,
+        announce=f"Serving the portal on http://{host}:{port} ({workers} worker(s)); API docs at /docs",
+    )

@@ -13,12 +13,30 @@ from storekeeper.cli.portal import HostOpt, LogLevelOpt, PortOpt, WorkersOpt, ch
 
 
 def quickstart(
-    service: Annotated[str | None, typer.Option("--service", metavar="NAME", help="Put the example apps on this registered service instead of the local server.")] = None,
+    service: Annotated[
+        str | None,
+        typer.Option(
+            "--service",
+            metavar="NAME",
+            help="Put the example apps on this registered service instead of the local server.",
+        ),
+    ] = None,
     admin_username: Annotated[str, typer.Option("--admin-username", help="The admin user to create.")] = "admin",
-    admin_password: Annotated[str | None, typer.Option("--admin-password", help="The admin's password (default: generated and printed once).")] = None,
-    no_examples: Annotated[bool, typer.Option("--no-examples", help="Do not install, assign or sync the example apps.")] = False,
-    examples: Annotated[Path | None, typer.Option("--examples", metavar="DIR", help="Where the example apps' sources are (default: the checkout's examples/).")] = None,
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Set up, then exit instead of serving the portal.")] = False,
+    admin_password: Annotated[
+        str | None, typer.Option("--admin-password", help="The admin's password (default: generated and printed once).")
+    ] = None,
+    no_examples: Annotated[
+        bool, typer.Option("--no-examples", help="Do not install, assign or sync the example apps.")
+    ] = False,
+    examples: Annotated[
+        Path | None,
+        typer.Option(
+            "--examples", metavar="DIR", help="Where the example apps' sources are (default: the checkout's examples/)."
+        ),
+    ] = None,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Set up, then exit instead of serving the portal.")
+    ] = False,
     host: HostOpt = None,
     port: PortOpt = None,
     workers: WorkersOpt = 1,
@@ -42,8 +60,14 @@ def quickstart(
     if not no_serve:
         check_port_free(host, port)  # before changing anything
 
-    marks = {"done": "[green]✓[/green]", "already": "[green]✓[/green]", "skipped": "[dim]-[/dim]",
-             "warning": "[yellow]![/yellow]", "failed": "[red]✗[/red]", "working": "[dim]…[/dim]"}
+    marks = {
+        "done": "[green]✓[/green]",
+        "already": "[green]✓[/green]",
+        "skipped": "[dim]-[/dim]",
+        "warning": "[yellow]![/yellow]",
+        "failed": "[red]✗[/red]",
+        "working": "[dim]…[/dim]",
+    }
 
     def show(step: qs.Step) -> None:
         if as_json:
@@ -55,8 +79,14 @@ def quickstart(
             label = "Fix" if step.status != "already" else "Note"
             render.out.print(f"  [bold]{label}:[/bold] {escape(step.hint)}")
 
-    outcome = qs.run(service=service, examples=not no_examples, examples_source=examples,
-                     admin_username=admin_username, admin_password=admin_password, on_step=show)
+    outcome = qs.run(
+        service=service,
+        examples=not no_examples,
+        examples_source=examples,
+        admin_username=admin_username,
+        admin_password=admin_password,
+        on_step=show,
+    )
     url = f"http://{host}:{port}"
     if as_json:
         render.json_out({**outcome.to_dict(), "url": url, "serving": not no_serve})
@@ -65,10 +95,15 @@ def quickstart(
             render.out.print(
                 f"\n[bold]Admin sign-in:[/bold] user [bold]{outcome.admin_username}[/bold], "
                 f"password [bold]{outcome.admin_password}[/bold]  (shown only now: write it down)",
-                markup=True, highlight=False,
+                markup=True,
+                highlight=False,
             )
         if no_serve:
-            flags = "".join(f" --{k} {v}" for k, v, d in (("host", host, config.portal_host), ("port", port, config.portal_port)) if v != d)
+            flags = "".join(
+                f" --{k} {v}"
+                for k, v, d in (("host", host, config.portal_host), ("port", port, config.portal_port))
+                if v != d
+            )
             render.out.print(f"\nReady. Serve the portal with: storekeeper start{flags}  (then {url}/admin)")
         else:
             render.out.print(f"\n[bold]Portal:[/bold] {url}/admin   API docs: {url}/docs")

@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+
 def _width(stream: Any) -> int | None:
     """Rich's width, except that piped output gets 160 columns rather than 80 (tables fold less)."""
     if os.environ.get("COLUMNS") or (hasattr(stream, "isatty") and stream.isatty()):
@@ -47,7 +48,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def table(rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, str]], *, title: str | None = None, empty: str = "Nothing to show.") -> None:
+def table(
+    rows: Iterable[dict[str, Any]],
+    columns: Sequence[tuple[str, str]],
+    *,
+    title: str | None = None,
+    empty: str = "Nothing to show.",
+) -> None:
     """Print rows as a table with the given (key, heading) columns."""
     rows = list(rows)
     if not rows:

@@ -10,7 +10,9 @@ from storekeeper.cli import render
 from storekeeper.cli.common import Group, JsonOpt, YesOpt, confirm, platform, read_secret
 from storekeeper.errors import ServiceError
 
-services_cli = typer.Typer(cls=Group, help="Register and manage persistent store services (database servers).", no_args_is_help=True)
+services_cli = typer.Typer(
+    cls=Group, help="Register and manage persistent store services (database servers).", no_args_is_help=True
+)
 create_cli = typer.Typer(cls=Group, help="Register a service.", no_args_is_help=True)
 services_cli.add_typer(create_cli, name="create")
 
@@ -21,10 +23,16 @@ PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the 
 def create_persistent(
     name: Annotated[str, typer.Option("--name", "-n", help="Name of the new service.")],
     connection: Annotated[str | None, typer.Option("--connection", "-c", help="user[:password]@host[:port]")] = None,
-    url: Annotated[str | None, typer.Option("--url", help="postgresql://user[:password]@host[:port]\\[/maintenance_db]")] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="postgresql://user[:password]@host[:port]\\[/maintenance_db]")
+    ] = None,
     password_stdin: PasswordStdin = False,
-    maintenance_db: Annotated[str | None, typer.Option("--maintenance-db", help="Database used for server-level work \\[default: postgres].")] = None,
-    sslmode: Annotated[str | None, typer.Option("--sslmode", help="libpq sslmode (disable, require, verify-full, ...).")] = None,
+    maintenance_db: Annotated[
+        str | None, typer.Option("--maintenance-db", help="Database used for server-level work \\[default: postgres].")
+    ] = None,
+    sslmode: Annotated[
+        str | None, typer.Option("--sslmode", help="libpq sslmode (disable, require, verify-full, ...).")
+    ] = None,
     connect_timeout: Annotated[int, typer.Option("--connect-timeout", help="Seconds to wait when connecting.")] = 10,
     pool_size: Annotated[int, typer.Option("--pool-size", help="Connections per store per process.")] = 5,
     as_json: JsonOpt = False,
@@ -69,7 +77,15 @@ def list_(as_json: JsonOpt = False) -> None:
         return
     render.table(
         [i.to_dict() for i in infos],
-        [("name", "Name"), ("host", "Host"), ("port", "Port"), ("username", "User"), ("maintenance_db", "Maintenance DB"), ("pool_size", "Pool"), ("assigned", "Assigned to")],
+        [
+            ("name", "Name"),
+            ("host", "Host"),
+            ("port", "Port"),
+            ("username", "User"),
+            ("maintenance_db", "Maintenance DB"),
+            ("pool_size", "Pool"),
+            ("assigned", "Assigned to"),
+        ],
         empty="No services. Add one: storekeeper services create persistent --name NAME --connection USER@HOST:PORT",
     )
 
@@ -104,14 +120,25 @@ def update(
     from storekeeper import services
 
     password = (
-        read_secret(f'New password for service "{name}"', password_stdin,
-                    hint=f"pipe it in: echo PASSWORD | storekeeper services update {name} --password-stdin")
+        read_secret(
+            f'New password for service "{name}"',
+            password_stdin,
+            hint=f"pipe it in: echo PASSWORD | storekeeper services update {name} --password-stdin",
+        )
         if (password_stdin or password_prompt)
         else None
     )
     info = services.update_service(
-        platform(), name, host=host, port=port, username=username, password=password,
-        maintenance_db=maintenance_db, sslmode=sslmode, connect_timeout=connect_timeout, pool_size=pool_size,
+        platform(),
+        name,
+        host=host,
+        port=port,
+        username=username,
+        password=password,
+        maintenance_db=maintenance_db,
+        sslmode=sslmode,
+        connect_timeout=connect_timeout,
+        pool_size=pool_size,
     )
     if as_json:
         render.json_out(info)
@@ -122,7 +149,9 @@ def update(
 @services_cli.command("remove")
 def remove(
     name: Annotated[str, typer.Argument(help="Service name.")],
-    force: Annotated[bool, typer.Option("--force", help="Remove even while settings use it (they become unassigned).")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Remove even while settings use it (they become unassigned).")
+    ] = False,
     yes: YesOpt = False,
 ) -> None:
     """Remove a service (refused while it is assigned, unless --force). Stores on the server are kept."""
@@ -156,8 +185,8 @@ def test(name: Annotated[str, typer.Argument(help="Service name.")], as_json: Js
             "PostGIS available": report["postgis_version"] or False,
             "max_connections": report["max_connections"],
             "connections in use": report["connections_in_use"],
-            "pool connections per process": f'{report["pool_connections_per_process"]} '
-            f'({report["assigned_settings"]} setting(s) x pool size {report["pool_size"]})',
+            "pool connections per process": f"{report['pool_connections_per_process']} "
+            f"({report['assigned_settings']} setting(s) x pool size {report['pool_size']})",
         }
     )
     if not report["can_create_database"]:

@@ -34,11 +34,24 @@ def list_(
     if as_json:
         render.json_out(infos)
         return
-    rows = [{**i.to_dict(), "size": _size(i.size_bytes), "exists": "unknown" if i.exists is None else i.exists} for i in infos]
+    rows = [
+        {**i.to_dict(), "size": _size(i.size_bytes), "exists": "unknown" if i.exists is None else i.exists}
+        for i in infos
+    ]
     render.table(
         rows,
-        [("app", "App"), ("name", "Store"), ("kind", "Kind"), ("service", "Service"), ("database", "Database"),
-         ("spatial", "Spatial"), ("exists", "Exists"), ("initialized", "Initialized"), ("size", "Size"), ("orphaned", "Orphaned")],
+        [
+            ("app", "App"),
+            ("name", "Store"),
+            ("kind", "Kind"),
+            ("service", "Service"),
+            ("database", "Database"),
+            ("spatial", "Spatial"),
+            ("exists", "Exists"),
+            ("initialized", "Initialized"),
+            ("size", "Size"),
+            ("orphaned", "Orphaned"),
+        ],
         empty="No stores.",
     )
 
@@ -47,7 +60,9 @@ def list_(
 def create(
     app: Annotated[str, typer.Argument(help="App package.")],
     name: Annotated[str, typer.Argument(help="Store name (\\[a-z]\\[a-z0-9_]*).")],
-    connection: Annotated[str, typer.Option("--connection", "-c", help="Connection setting whose service hosts the store.")],
+    connection: Annotated[
+        str, typer.Option("--connection", "-c", help="Connection setting whose service hosts the store.")
+    ],
     spatial: Annotated[bool, typer.Option("--spatial", help="Enable PostGIS in the store.")] = False,
     initializer: Annotated[str, typer.Option("--initializer", help="Dotted path of init(engine, first_time).")] = "",
     refresh: Annotated[bool, typer.Option("--refresh", help="Drop and recreate it if it exists.")] = False,
@@ -59,7 +74,9 @@ def create(
 
     if refresh:
         confirm(f'--refresh drops store "{name}" of app "{app}" if it exists; its data is lost', yes)
-    result = stores.create_store(platform(), app, name, connection, spatial=spatial, initializer=initializer, refresh=refresh)
+    result = stores.create_store(
+        platform(), app, name, connection, spatial=spatial, initializer=initializer, refresh=refresh
+    )
     if as_json:
         render.json_out(result)
     else:

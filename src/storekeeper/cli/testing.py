@@ -40,8 +40,12 @@ def test_command(
     ctx: typer.Context,
     app: Annotated[str | None, typer.Argument(help="App package whose tests to run.")] = None,
     path: Annotated[Path | None, typer.Option("--path", help="Run the tests here instead of the app's own.")] = None,
-    rebuild_templates: Annotated[bool, typer.Option("--rebuild-templates", help="Rebuild store templates even if the app's code is unchanged.")] = False,
-    clean: Annotated[bool, typer.Option("--clean", help="Drop all test copies and templates (of APP, or of every app), then exit.")] = False,
+    rebuild_templates: Annotated[
+        bool, typer.Option("--rebuild-templates", help="Rebuild store templates even if the app's code is unchanged.")
+    ] = False,
+    clean: Annotated[
+        bool, typer.Option("--clean", help="Drop all test copies and templates (of APP, or of every app), then exit.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run an app's tests in testing mode: every store resolves to a fresh test copy.

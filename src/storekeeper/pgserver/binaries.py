@@ -77,7 +77,11 @@ def programs_version(bindir: Path) -> tuple[str | None, str]:
 
 def programs_major(bindir: Path) -> str | None:
     """Return the major version of the server programs in ``bindir`` (e.g. "15"), or None."""
-    if version_key(bindir.parent.name) is not None and bindir.name == "bin" and bindir.parent.parent.name == "postgresql":
+    if (
+        version_key(bindir.parent.name) is not None
+        and bindir.name == "bin"
+        and bindir.parent.parent.name == "postgresql"
+    ):
         return bindir.parent.name.split(".")[0]  # Debian's /usr/lib/postgresql/<major>/bin
     version, _ = programs_version(bindir)
     return version.split(".")[0] if version else None

@@ -54,8 +54,7 @@ def resolve_os_user(os_user: str | None, datadir: Path) -> OsUser | None:
     if euid != 0:
         if os_user is not None and os_user != pwd.getpwuid(euid).pw_name:
             raise ServerError(
-                f"Cannot run the PostgreSQL server in {datadir} as OS user {os_user!r}: "
-                "switching users needs root.",
+                f"Cannot run the PostgreSQL server in {datadir} as OS user {os_user!r}: switching users needs root.",
                 hint="leave os_user unset to run it as yourself, or run as root",
                 datadir=datadir,
             )

@@ -120,7 +120,9 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except SQLAlchemyError as err:
-        raise PlatformError(f"Migrating the platform database failed: {err}", hint="storekeeper --debug db upgrade") from err
+        raise PlatformError(
+            f"Migrating the platform database failed: {err}", hint="storekeeper --debug db upgrade"
+        ) from err
     return before, current_revision(engine)
 
 

@@ -170,8 +170,15 @@ def authenticate_token(platform: Platform, token: str) -> Principal | None:
     digest = hash_token(token)
     # Plain columns through Core, not ORM objects: this runs on every signed-in API request.
     stmt = (
-        select(ApiToken.id, ApiToken.token_hash, ApiToken.revoked, ApiToken.last_used_at,
-               User.username, User.role, User.active)
+        select(
+            ApiToken.id,
+            ApiToken.token_hash,
+            ApiToken.revoked,
+            ApiToken.last_used_at,
+            User.username,
+            User.role,
+            User.active,
+        )
         .join(User, ApiToken.user_id == User.id)
         .where(ApiToken.token_hash == digest)
     )

@@ -53,7 +53,9 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     if credentials is not None:
         principal = auth.authenticate_token(platform, credentials.credentials)
         if principal is None:
-            raise PortalError.unauthenticated("The API token is not valid: it is unknown, revoked, or its user is disabled.")
+            raise PortalError.unauthenticated(
+                "The API token is not valid: it is unknown, revoked, or its user is disabled."
+            )
         return principal
     principal = auth.session_principal(request, platform)
     if principal is None:

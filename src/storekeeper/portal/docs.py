@@ -152,8 +152,13 @@ def _context(spec: dict[str, Any]) -> dict[str, Any]:
             if op is None:
                 continue
             params = [
-                {"name": p["name"], "where": p["in"], "required": p.get("required", False),
-                 "type": type_name(p.get("schema", {})), "description": p.get("description", "")}
+                {
+                    "name": p["name"],
+                    "where": p["in"],
+                    "required": p.get("required", False),
+                    "type": type_name(p.get("schema", {})),
+                    "description": p.get("description", ""),
+                }
                 for p in op.get("parameters", [])
             ]
             body = op.get("requestBody", {}).get("content", {})
@@ -165,22 +170,35 @@ def _context(spec: dict[str, Any]) -> dict[str, Any]:
             ]
             errors = [status for status, _ in all_responses if status.startswith(("4", "5"))]
             if errors:
-                responses.append({"status": ", ".join(errors), "description": "Problem document (see Errors)",
-                                  "type": "Problem"})
+                responses.append(
+                    {"status": ", ".join(errors), "description": "Problem document (see Errors)", "type": "Problem"}
+                )
             entry = {
-                "id": op.get("operationId", f"{method}-{path}"), "method": method, "path": path,
-                "summary": op.get("summary", ""), "description": op.get("description", ""),
-                "secured": bool(op.get("security")), "parameters": params,
-                "body": _body_type(body) if body else None, "responses": responses,
+                "id": op.get("operationId", f"{method}-{path}"),
+                "method": method,
+                "path": path,
+                "summary": op.get("summary", ""),
+                "description": op.get("description", ""),
+                "secured": bool(op.get("security")),
+                "parameters": params,
+                "body": _body_type(body) if body else None,
+                "responses": responses,
             }
             by_tag.setdefault((op.get("tags") or ["other"])[0], []).append(entry)
-    tags = [{"name": name, "operations": ops} for name, ops in sorted(by_tag.items(), key=lambda kv: (order.get(kv[0], 99), kv[0]))]
+    tags = [
+        {"name": name, "operations": ops}
+        for name, ops in sorted(by_tag.items(), key=lambda kv: (order.get(kv[0], 99), kv[0]))
+    ]
     schemas = []
     for name, schema in sorted(spec.get("components", {}).get("schemas", {}).items()):
         required = set(schema.get("required", []))
         fields = [
-            {"name": field, "type": type_name(sub), "required": field in required,
-             "description": sub.get("description", "") + (" (write-only)" if sub.get("writeOnly") else "")}
+            {
+                "name": field,
+                "type": type_name(sub),
+                "required": field in required,
+                "description": sub.get("description", "") + (" (write-only)" if sub.get("writeOnly") else ""),
+            }
             for field, sub in schema.get("properties", {}).items()
         ]
         schemas.append({"name": name, "description": schema.get("description", ""), "fields": fields})

@@ -64,9 +64,18 @@ class JobInfo:
 
 def _info(job: Job) -> JobInfo:
     return JobInfo(
-        id=job.id, app=job.app, kind=job.kind, status=job.status, params=dict(job.params or {}),
-        results=list(job.results or []), error=job.error, hint=job.hint, actor=job.actor,
-        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+        id=job.id,
+        app=job.app,
+        kind=job.kind,
+        status=job.status,
+        params=dict(job.params or {}),
+        results=list(job.results or []),
+        error=job.error,
+        hint=job.hint,
+        actor=job.actor,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
     )
 
 
@@ -105,14 +114,24 @@ def submit_sync(
     params = {"store": store, "refresh": refresh, "firsttime": firsttime}
     actor = audit.current_actor()
     with platform.session() as session:
-        job = Job(id=uuid.uuid4().hex, app=app, kind=SYNC, status=QUEUED, params=params, results=[], actor=actor,
-                  worker=worker_name())
+        job = Job(
+            id=uuid.uuid4().hex,
+            app=app,
+            kind=SYNC,
+            status=QUEUED,
+            params=params,
+            results=[],
+            actor=actor,
+            worker=worker_name(),
+        )
         session.add(job)
         session.flush()
         audit.record(session, "job.submit", app, detail=f"sync job {job.id}: {_describe(params)}")
         queued = _info(job)
     thread = threading.Thread(
-        target=_run_sync, args=(platform, queued.id, app, params, actor), name=f"storekeeper-job-{queued.id[:8]}",
+        target=_run_sync,
+        args=(platform, queued.id, app, params, actor),
+        name=f"storekeeper-job-{queued.id[:8]}",
         daemon=True,
     )
     _threads.add(thread)
@@ -155,14 +174,21 @@ def _run_sync(platform: Platform, job_id: str, app: str, params: dict[str, Any],
         with audit.acting_as(actor):
             _update(platform, job_id, status=RUNNING, started_at=utcnow())
             stores.sync_stores(
-                platform, [app], database=params.get("store"), refresh=bool(params.get("refresh")),
-                first_time=bool(params.get("firsttime")), on_result=progress,
+                platform,
+                [app],
+                database=params.get("store"),
+                refresh=bool(params.get("refresh")),
+                first_time=bool(params.get("firsttime")),
+                on_result=progress,
             )
         failed = [r for r in results if not r["ok"]]
         if failed:
             first = failed[0]
             _update(
-                platform, job_id, status=JOB_FAILED, finished_at=utcnow(),
+                platform,
+                job_id,
+                status=JOB_FAILED,
+                finished_at=utcnow(),
                 error=f"{len(failed)} of {len(results)} store(s) failed; first: {first['store']}: {first['error']}",
                 hint=first.get("hint"),
             )
@@ -173,8 +199,14 @@ def _run_sync(platform: Platform, job_id: str, app: str, params: dict[str, Any],
     except Exception:
         log.exception("sync job %s of app %s raised", job_id, app)
         try:
-            _update(platform, job_id, status=JOB_FAILED, finished_at=utcnow(),
-                    error="The job hit an unexpected error.", hint="look in the portal's log for the traceback")
+            _update(
+                platform,
+                job_id,
+                status=JOB_FAILED,
+                finished_at=utcnow(),
+                error="The job hit an unexpected error.",
+                hint="look in the portal's log for the traceback",
+            )
         except Exception:  # the platform database itself is gone: nothing more to record
             log.exception("cannot record the failure of job %s", job_id)
     finally:

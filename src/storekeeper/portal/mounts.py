@@ -56,9 +56,11 @@ def not_ready_error(info: AppInfo) -> AppError | None:
     live = [s for s in info.settings if not s.orphaned and not s.dynamic]
     unassigned = [s.name for s in live if s.required and not s.service]
     # In testing mode the app runs on test copies (made by the fixtures), not the real stores.
-    unsynced = [] if testing_mode() else [
-        s.name for s in live if s.kind == DATABASE and s.service and s.state != "initialized"
-    ]
+    unsynced = (
+        []
+        if testing_mode()
+        else [s.name for s in live if s.kind == DATABASE and s.service and s.state != "initialized"]
+    )
     if not unassigned and not unsynced:
         return None
     package = info.package
@@ -134,7 +136,9 @@ def mount_app_endpoints(app: FastAPI, portal: PortalState) -> list[str]:
         gate = ReadinessGate(portal, package)
         prefix = f"{URL_PREFIX}/{package}"
         if isinstance(endpoint, APIRouter):
-            app.include_router(endpoint, prefix=prefix, tags=[f"app: {package}"], dependencies=[Depends(gate.dependency)])
+            app.include_router(
+                endpoint, prefix=prefix, tags=[f"app: {package}"], dependencies=[Depends(gate.dependency)]
+            )
         elif callable(endpoint):
             app.mount(prefix, _GatedASGI(endpoint, gate), name=f"app:{package}")
         else:  # one app's mistake must not keep the portal from starting

@@ -140,8 +140,13 @@ async def _http_error(request: Request, err: Exception) -> JSONResponse:
         detail = f"{request.method} is not allowed on {request.url.path}."
         allowed = {k.lower(): v for k, v in (err.headers or {}).items()}.get("allow", "?")
         hint = f"allowed: {allowed}; see /docs"
-    return problem_response(err.status_code, detail=detail, hint=hint, instance=request.url.path,
-                            headers=dict(err.headers) if err.headers else None)
+    return problem_response(
+        err.status_code,
+        detail=detail,
+        hint=hint,
+        instance=request.url.path,
+        headers=dict(err.headers) if err.headers else None,
+    )
 
 
 async def _unexpected_error(request: Request, err: Exception) -> JSONResponse:

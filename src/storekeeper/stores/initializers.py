@@ -34,7 +34,7 @@ def import_initializer(target: Target) -> Callable[..., Any]:
     except (ImportError, AttributeError) as err:
         raise InitializerError(
             f'Cannot import initializer "{path}" of {target.what}: {err}',
-            hint=f"fix the initializer path of setting \"{target.name}\" in {target.app}'s persistent_store_settings()",
+            hint=f'fix the initializer path of setting "{target.name}" in {target.app}\'s persistent_store_settings()',
             app=target.app,
             setting=target.name,
         ) from None

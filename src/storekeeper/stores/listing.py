@@ -47,8 +47,18 @@ def list_stores(
         specs = {sid: service_spec(platform, svc) for sid, (svc, _) in by_service.items()}
         names = {sid: dbs for sid, (_, dbs) in by_service.items()}
         snapshot = [
-            (app.package, s.name, s.dynamic, s.service_id, s.service.name if s.service else None, s.spatial,
-             s.initializer, s.state, s.orphaned or not app.installed, s.last_error)
+            (
+                app.package,
+                s.name,
+                s.dynamic,
+                s.service_id,
+                s.service.name if s.service else None,
+                s.spatial,
+                s.initializer,
+                s.state,
+                s.orphaned or not app.installed,
+                s.last_error,
+            )
             for app, s in rows
         ]
     sizes = _sizes(specs, names) if check_server else {}
@@ -59,9 +69,18 @@ def list_stores(
         exists = False if sid is None else (None if found is None else database in found)
         result.append(
             StoreInfo(
-                app=pkg, name=name, kind="dynamic" if dynamic else "static", service=service, database=database,
-                spatial=spatial, initializer=initializer, state=state, initialized=state == INITIALIZED,
-                exists=exists, orphaned=orphaned, last_error=last_error,
+                app=pkg,
+                name=name,
+                kind="dynamic" if dynamic else "static",
+                service=service,
+                database=database,
+                spatial=spatial,
+                initializer=initializer,
+                state=state,
+                initialized=state == INITIALIZED,
+                exists=exists,
+                orphaned=orphaned,
+                last_error=last_error,
                 size_bytes=found.get(database) if found else None,
             )
         )

@@ -43,8 +43,14 @@ class SyncResult:
     ) -> SyncResult:
         """Return the result of a store whose provisioning failed with ``err``."""
         return cls(
-            app=app, store=store, database=database, service=service, action="failed", ok=False,
-            error=err.message, hint=err.hint,
+            app=app,
+            store=store,
+            database=database,
+            service=service,
+            action="failed",
+            ok=False,
+            error=err.message,
+            hint=err.hint,
         )
 
 

@@ -129,7 +129,9 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
     )
 
 
-def _initialize(platform: Platform, backend: pg.PostgresBackend, target: Target, first_time: bool, *, fresh: bool) -> None:
+def _initialize(
+    platform: Platform, backend: pg.PostgresBackend, target: Target, first_time: bool, *, fresh: bool
+) -> None:
     """Run the initializer; on failure record it (``fresh``: the store is left failed, to be recreated)."""
     try:
         run_initializer(backend, target, first_time)
@@ -167,8 +169,13 @@ def plan(platform: Platform, target: Target, *, refresh: bool, force_first_time:
     else:
         action, first = "would run initializer" if target.initializer else "up to date", force_first_time
     return SyncResult(
-        app=target.app, store=target.name, database=target.database, service=target.spec.name,
-        action=action, ok=True, first_time=first if target.initializer else None,
+        app=target.app,
+        store=target.name,
+        database=target.database,
+        service=target.spec.name,
+        action=action,
+        ok=True,
+        first_time=first if target.initializer else None,
     )
 
 
@@ -297,9 +304,16 @@ def _register_dynamic(
     row = records.find_setting(app, name)
     if row is None:
         row = Setting(
-            name=name, kind=DATABASE, dynamic=True, required=False, description="",
-            initializer=initializer, spatial=spatial, service_id=conn_row.service_id,
-            connection_name=connection_name, state=ABSENT,
+            name=name,
+            kind=DATABASE,
+            dynamic=True,
+            required=False,
+            description="",
+            initializer=initializer,
+            spatial=spatial,
+            service_id=conn_row.service_id,
+            connection_name=connection_name,
+            state=ABSENT,
         )
         app.settings.append(row)
         audit.record(session, "store.register", f"{app.package}/{name}", detail=f"through {connection_name}")

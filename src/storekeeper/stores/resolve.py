@@ -72,7 +72,10 @@ def _resolve(platform: Platform, app_cls: AppClass, name: str, kind: str) -> eng
     backend = get_backend("postgresql", spec)
     url = backend.url(dbname)
     engine = engines.make_engine(
-        spec, url, application=f"storekeeper:{app_cls.package}", idle_timeout=platform.config.engines_idle_timeout_seconds
+        spec,
+        url,
+        application=f"storekeeper:{app_cls.package}",
+        idle_timeout=platform.config.engines_idle_timeout_seconds,
     )
     handle = engines.Handle(engine=engine, url=url, token=token, expires=engines.deadline(ttl), service=spec.name)
     return engines.install(cache, key, handle)

@@ -49,8 +49,9 @@ def sync_stores(
 
     def one(package: str, name: str, item: Target | StorekeeperError | None) -> SyncResult:
         if item is None:
-            return SyncResult(app=package, store=name, database=None, service=None,
-                              action="skipped (optional, no service)", ok=True)
+            return SyncResult(
+                app=package, store=name, database=None, service=None, action="skipped (optional, no service)", ok=True
+            )
         if isinstance(item, StorekeeperError):
             return SyncResult.failure(package, name, None, None, item)
         if dry_run:  # a dry run writes nothing, not even to the audit log
@@ -62,9 +63,13 @@ def sync_stores(
             result = stores.provision(platform, item, refresh=refresh, force_first_time=first_time)
         except Exception as exc:
             # One store's failure, whatever it is (a dropped connection too), never stops the others.
-            failed = exc if isinstance(exc, StorekeeperError) else StoreError(
-                f"Syncing {item.what} failed: {type(exc).__name__}: {pg.first_line(exc)}",
-                hint=f"storekeeper services test {item.spec.name}; then run the sync again",
+            failed = (
+                exc
+                if isinstance(exc, StorekeeperError)
+                else StoreError(
+                    f"Syncing {item.what} failed: {type(exc).__name__}: {pg.first_line(exc)}",
+                    hint=f"storekeeper services test {item.spec.name}; then run the sync again",
+                )
             )
             if stores.records:
                 with contextlib.suppress(Exception):
@@ -158,8 +163,15 @@ def create_store(
     check_name(package, what="app package")
     database_name(package, name)
     return mode.current().create(
-        platform, package, name, connection_name, spatial=spatial, initializer=initializer,
-        refresh=refresh, force_first_time=force_first_time, app_cls=app_cls,
+        platform,
+        package,
+        name,
+        connection_name,
+        spatial=spatial,
+        initializer=initializer,
+        refresh=refresh,
+        force_first_time=force_first_time,
+        app_cls=app_cls,
     )
 
 

@@ -23,7 +23,6 @@ is written to the platform database. Requests without it, or with any other
 token, go through the portal's real authentication.
 """
 
-
 import secrets
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator

@@ -98,7 +98,9 @@ def code_hash(initializer: str, spatial: bool) -> str:
         roots = [Path(p) for p in (spec.submodule_search_locations or [])]
         # The app's own tests do not shape its stores: editing them must not rebuild templates.
         files = sorted(
-            f for root in roots for f in root.rglob("*.py")
+            f
+            for root in roots
+            for f in root.rglob("*.py")
             if "__pycache__" not in f.parts and "tests" not in f.relative_to(root).parts
         )
         if not roots and spec.origin:
@@ -125,8 +127,13 @@ def _clone(conn: psycopg.Connection[Any], template: str, copy: str, *, strategy:
     conn.execute("SELECT pg_advisory_lock_shared(%s)", (pg.lock_key(template),))
     try:
         # Another connection may still sit in the template (e.g. a build that has not let go yet).
-        retry(lambda: conn.execute(query), on=pgerrors.ObjectInUse, timeout=IN_USE_RETRY_SECONDS,
-              delay=0.05, give_up=in_use)
+        retry(
+            lambda: conn.execute(query),
+            on=pgerrors.ObjectInUse,
+            timeout=IN_USE_RETRY_SECONDS,
+            delay=0.05,
+            give_up=in_use,
+        )
     finally:
         conn.execute("SELECT pg_advisory_unlock_shared(%s)", (pg.lock_key(template),))
 
@@ -168,7 +175,9 @@ def ensure_template(backend: PostgresBackend, target: Target, *, rebuild: bool =
 
 def _initialize(backend: PostgresBackend, target: Target, first_time: bool) -> None:
     initialize_unrecorded(
-        backend, target, first_time,
+        backend,
+        target,
+        first_time,
         retry_hint="fix the initializer, then run the tests again (the test copy is rebuilt from scratch)",
     )
 
@@ -229,8 +238,14 @@ def provision_copy(
             _initialize(backend, target, force_first_time)
             first_time, action = force_first_time, "initializer ran"
     return SyncResult(
-        app=target.app, store=target.name, database=target.database, service=target.spec.name,
-        action=action, ok=True, first_time=first_time, seconds=time.perf_counter() - started,
+        app=target.app,
+        store=target.name,
+        database=target.database,
+        service=target.spec.name,
+        action=action,
+        ok=True,
+        first_time=first_time,
+        seconds=time.perf_counter() - started,
     )
 
 
@@ -273,7 +288,9 @@ def _take_spare(conn: psycopg.Connection[Any], backend: PostgresBackend, target:
         backend.drop_database(conn, spare, what=f"spare copy {spare}")
         return False
     try:
-        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(spare), sql.Identifier(target.database)))
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(spare), sql.Identifier(target.database))
+        )
     except pgerrors.InvalidCatalogName:
         return False  # dropped behind our back (another run's cleanup): clone in the foreground
     return True
@@ -406,8 +423,14 @@ class TestCopies:
         if svc is None:
             raise SettingError.unassigned(package, entry.connection_name)
         return Target(
-            app=package, name=name, setting_id=-1, database=copy_name(package, name), spatial=entry.spatial,
-            initializer=entry.initializer, backend=svc.backend, spec=service_spec(platform, svc),
+            app=package,
+            name=name,
+            setting_id=-1,
+            database=copy_name(package, name),
+            spatial=entry.spatial,
+            initializer=entry.initializer,
+            backend=svc.backend,
+            spec=service_spec(platform, svc),
         )
 
     def target(self, platform: Platform, package: str, name: str) -> Target | None:
@@ -469,7 +492,9 @@ class TestCopies:
                 else:
                     assert conn_row.service is not None  # connection_for_store checked it
                     TEST_DYNAMIC[(package, name)] = DynamicTestStore(
-                        service_id=conn_row.service.id, connection_name=connection_name, spatial=spatial,
+                        service_id=conn_row.service.id,
+                        connection_name=connection_name,
+                        spatial=spatial,
                         initializer=initializer or (row.initializer if row is not None else ""),
                     )
                     found = self.unrecorded_target(platform, session, package, name)
@@ -497,7 +522,8 @@ class TestCopies:
     def extra_store_names(self, platform: Platform, package: str, known: set[str]) -> list[str]:
         """Return the dynamic stores this process made in testing mode that exist (they have no record)."""
         return [
-            name for pkg, name in list(TEST_DYNAMIC)
+            name
+            for pkg, name in list(TEST_DYNAMIC)
             if pkg == package and name not in known and self.exists(platform, pkg, name)
         ]
 
@@ -508,12 +534,12 @@ TESTING = TestCopies()
 
 __all__ = [
     "CLONE_STRATEGY",
-    "TEST_DYNAMIC",
     "TESTING",
+    "TEST_DYNAMIC",
     "DynamicTestStore",
     "TestCopies",
-    "clean_all",
     "clean",
+    "clean_all",
     "code_hash",
     "copy_name",
     "drop_copy",

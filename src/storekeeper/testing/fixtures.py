@@ -117,8 +117,13 @@ def fresh_copy(package: str, name: str) -> StoreCopy:
     engines.invalidate(package, name)
     handle = stores.resolve(platform, app_cls, name, "database")
     return StoreCopy(
-        package=package, name=name, database=target.database, engine=handle.engine, url=handle.url,
-        sessionmaker=handle.sessionmaker, mode="copy",
+        package=package,
+        name=name,
+        database=target.database,
+        engine=handle.engine,
+        url=handle.url,
+        sessionmaker=handle.sessionmaker,
+        mode="copy",
     )
 
 
@@ -157,8 +162,14 @@ def _rollback_fixture(package: str, name: str) -> Iterator[StoreCopy]:
         engines.DATABASES[key] = joined
         try:
             yield StoreCopy(
-                package=package, name=name, database=handle.url.database or "", engine=connection, url=handle.url,
-                sessionmaker=maker, mode="rollback", connection=connection,
+                package=package,
+                name=name,
+                database=handle.url.database or "",
+                engine=connection,
+                url=handle.url,
+                sessionmaker=maker,
+                mode="rollback",
+                connection=connection,
             )
         finally:
             if engines.DATABASES.get(key) is joined:
@@ -186,9 +197,7 @@ def _dynamic_scope(fixture_name: str, config: pytest.Config) -> str:
     return str(scope)
 
 
-def persistent_store(
-    package: str, name: str, *, scope: str | None = None, mode: str = "copy"
-) -> Callable[..., Any]:
+def persistent_store(package: str, name: str, *, scope: str | None = None, mode: str = "copy") -> Callable[..., Any]:
     """Return a fixture giving a test a fresh copy of store ``name`` of app ``package``.
 
     ``scope`` defaults to the ``storekeeper_scope`` ini key (``function``).

@@ -17,6 +17,7 @@ run stops at once with an error saying so; run them on different services.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -37,7 +38,13 @@ __all__ = ["StoreCopy", "persistent_store"]
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("storekeeper", "storekeeper persistent store copies")
     group.addoption("--storekeeper-scope", dest="storekeeper_scope", choices=SCOPES, default=None, help=SCOPE_HELP)
-    group.addoption("--rebuild-templates", dest="storekeeper_rebuild_templates", action="store_true", default=False, help=REBUILD_HELP)
+    group.addoption(
+        "--rebuild-templates",
+        dest="storekeeper_rebuild_templates",
+        action="store_true",
+        default=False,
+        help=REBUILD_HELP,
+    )
     parser.addini("storekeeper_scope", SCOPE_HELP, default="function")
     parser.addini("storekeeper_rebuild_templates", REBUILD_HELP, type="bool", default=False)
 
@@ -102,11 +109,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from storekeeper.testing import copies
 
     _claim_run(apps)  # before the clean-up below, which must not touch a live run's copies
-    try:
-        # Only the apps under test: another app's tests may be running against the same server.
+    # Only the apps under test: another app's tests may be running against the same server.
+    with contextlib.suppress(StorekeeperError):  # no platform yet: nothing can have been left behind
         copies.clean_all(load_platform(), packages=apps)
-    except StorekeeperError:
-        pass  # no platform yet: nothing can have been left behind
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

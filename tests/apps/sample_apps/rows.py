@@ -15,7 +15,9 @@ ROWS = 10_000
 
 def init_data(engine, first_time):
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE IF NOT EXISTS readings (id serial PRIMARY KEY, gage int, value float8, note text)"))
+        conn.execute(
+            text("CREATE TABLE IF NOT EXISTS readings (id serial PRIMARY KEY, gage int, value float8, note text)")
+        )
         if first_time:
             conn.execute(
                 text(

@@ -54,8 +54,13 @@ def test_assign_an_unknown_service_is_a_404_naming_it(admin, service):
 
 
 def test_assign_an_unknown_setting_is_a_404_listing_the_known_ones(admin, service):
-    doc = problem(admin.put(f"/api/v1/apps/{APP}/settings/nope", json={"service": service}), 404,
-                  '"nope"', "example_db", f"app-settings list {APP}")
+    doc = problem(
+        admin.put(f"/api/v1/apps/{APP}/settings/nope", json={"service": service}),
+        404,
+        '"nope"',
+        "example_db",
+        f"app-settings list {APP}",
+    )
     assert doc["app"] == APP
     assert doc["setting"] == "nope"
 

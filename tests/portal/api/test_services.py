@@ -32,7 +32,9 @@ def test_create_answers_201_with_location_and_no_password(admin, platform, pg_ad
 
 
 def test_create_an_existing_name_is_refused_naming_the_service(admin, service, pg_admin_url):
-    doc = problem(admin.post("/api/v1/services", json=_body(pg_admin_url, name=service)), 409, f'"{service}" already exists')
+    doc = problem(
+        admin.post("/api/v1/services", json=_body(pg_admin_url, name=service)), 409, f'"{service}" already exists'
+    )
     assert doc["service"] == service
 
 
@@ -95,8 +97,15 @@ def test_test_reports_version_privileges_and_postgis(admin, service):
 def test_test_an_unreachable_service_names_it_and_the_fix(admin, platform, closed_port):
     from storekeeper import services
 
-    services.create_service(platform, name="down", host="127.0.0.1", port=closed_port, username="u",
-                            password="down-secret-pw", connect_timeout=2)
+    services.create_service(
+        platform,
+        name="down",
+        host="127.0.0.1",
+        port=closed_port,
+        username="u",
+        password="down-secret-pw",
+        connect_timeout=2,
+    )
     doc = problem(admin.post("/api/v1/services/down/test"), 502, '"down"', "storekeeper services")
     assert "down-secret-pw" not in str(doc)
 

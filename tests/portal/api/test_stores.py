@@ -39,18 +39,27 @@ def test_create_a_dynamic_store_then_drop_it(admin, my_first_app, admin_conn):
 
 
 def test_create_through_an_unassigned_connection_is_a_409_naming_the_assign_command(admin, service):
-    doc = problem(admin.post(f"/api/v1/apps/{APP}/stores", json={"name": "scratch", "connection": "primary"}),
-                  409, '"primary"', f"app-settings set {APP} primary")
+    doc = problem(
+        admin.post(f"/api/v1/apps/{APP}/stores", json={"name": "scratch", "connection": "primary"}),
+        409,
+        '"primary"',
+        f"app-settings set {APP} primary",
+    )
     assert doc["setting"] == "primary"
 
 
 def test_create_through_a_database_setting_is_refused(admin, my_first_app):
-    problem(admin.post(f"/api/v1/apps/{APP}/stores", json={"name": "scratch", "connection": "example_db"}),
-            400, "example_db")
+    problem(
+        admin.post(f"/api/v1/apps/{APP}/stores", json={"name": "scratch", "connection": "example_db"}),
+        400,
+        "example_db",
+    )
 
 
 def test_create_with_a_bad_store_name_states_the_rule(admin, my_first_app):
-    problem(admin.post(f"/api/v1/apps/{APP}/stores", json={"name": "Bad-Name", "connection": "primary"}), 422, "Bad-Name")
+    problem(
+        admin.post(f"/api/v1/apps/{APP}/stores", json={"name": "Bad-Name", "connection": "primary"}), 422, "Bad-Name"
+    )
 
 
 def test_drop_a_store_that_does_not_exist_is_idempotent(admin, my_first_app):

@@ -46,8 +46,9 @@ def test_sync_with_refresh_and_firsttime_recreates_the_store(admin, my_first_app
     wait_for_job(admin, admin.post(f"/api/v1/apps/{APP}/sync", json={"store": "temp_db"}).headers["location"])
     job = wait_for_job(
         admin,
-        admin.post(f"/api/v1/apps/{APP}/sync", json={"store": "temp_db", "refresh": True, "firsttime": True})
-        .headers["location"],
+        admin.post(f"/api/v1/apps/{APP}/sync", json={"store": "temp_db", "refresh": True, "firsttime": True}).headers[
+            "location"
+        ],
     )
     assert job["status"] == "succeeded"
     assert job["results"][0]["action"] == "recreated"
@@ -123,8 +124,18 @@ def test_jobs_of_a_dead_worker_are_marked_failed_on_startup(platform, status):
     from storekeeper.portal import jobs
 
     with platform.session() as session:
-        session.add(Job(id="lost" + status, app=APP, kind="sync", status=status, params={}, results=[],
-                        actor="user:admin", worker=f"{jobs.worker_name().rpartition(':')[0]}:999999999"))
+        session.add(
+            Job(
+                id="lost" + status,
+                app=APP,
+                kind="sync",
+                status=status,
+                params={},
+                results=[],
+                actor="user:admin",
+                worker=f"{jobs.worker_name().rpartition(':')[0]}:999999999",
+            )
+        )
     assert jobs.fail_lost_jobs(platform) == 1
     job = jobs.get_job(platform, "lost" + status)
     assert job.status == "failed"

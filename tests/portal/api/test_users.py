@@ -32,7 +32,9 @@ def test_create_with_a_short_password_is_a_422(admin):
 
 
 def test_create_with_an_unknown_role_is_a_422(admin):
-    problem(admin.post("/api/v1/users", json={"username": "frank", "password": "long-enough", "role": "root"}), 422, "role")
+    problem(
+        admin.post("/api/v1/users", json={"username": "frank", "password": "long-enough", "role": "root"}), 422, "role"
+    )
 
 
 def test_disable_and_enable_a_user(admin, anon, viewer_token):
@@ -45,7 +47,10 @@ def test_disable_and_enable_a_user(admin, anon, viewer_token):
 def test_reset_a_password(admin, anon, viewer_token):
     assert admin.patch("/api/v1/users/viewer", json={"password": "brand-new-password"}).status_code == 200
     problem(anon.post("/api/v1/auth/token", json={"username": "viewer", "password": "viewer-password-1"}), 401)
-    assert anon.post("/api/v1/auth/token", json={"username": "viewer", "password": "brand-new-password"}).status_code == 201
+    assert (
+        anon.post("/api/v1/auth/token", json={"username": "viewer", "password": "brand-new-password"}).status_code
+        == 201
+    )
 
 
 def test_promote_a_viewer(admin, viewer_token, anon):

@@ -29,8 +29,7 @@ from tests.portal.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, Responses, Te
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 #: Values for the path parameters of the admin's routes.
-SAMPLE = {"package": "my_first_app", "setting": "example_db", "name": "local", "username": "viewer",
-          "token_id": "1"}
+SAMPLE = {"package": "my_first_app", "setting": "example_db", "name": "local", "username": "viewer", "token_id": "1"}
 
 
 def text(response: httpx.Response) -> str:

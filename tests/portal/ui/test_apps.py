@@ -51,8 +51,7 @@ def test_assigning_an_unknown_service_shows_the_core_error(admin_web, my_first_a
     assert 'Service "nope" does not exist' in text(response) and "Fix" in response.text
 
 
-def test_sync_starts_a_job_and_the_page_shows_each_stores_result(admin_web, my_first_app, platform,
-                                                                   postgis_available):
+def test_sync_starts_a_job_and_the_page_shows_each_stores_result(admin_web, my_first_app, platform, postgis_available):
     admin_web.get("/admin/apps/my_first_app")
     response = admin_web.post("/admin/apps/my_first_app/sync")
     assert response.status_code == 303

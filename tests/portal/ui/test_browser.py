@@ -40,8 +40,11 @@ pytestmark = pytest.mark.slow
 
 
 def _missing() -> list[str]:
-    missing = [f"{path} (apt-get install chromium chromium-driver)" for path in (CHROMIUM, CHROMEDRIVER)
-               if not Path(path).exists()]
+    missing = [
+        f"{path} (apt-get install chromium chromium-driver)"
+        for path in (CHROMIUM, CHROMEDRIVER)
+        if not Path(path).exists()
+    ]
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -65,10 +68,20 @@ def chrome() -> Iterator[Any]:
     with tempfile.TemporaryDirectory(prefix="storekeeper-chromium-") as profile:
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
-        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-dev-shm-usage", "--no-first-run", "--disable-component-update", "--disable-sync",
-                     "--no-proxy-server", f"--window-size={SCREEN[0]},{SCREEN[1]}", "--hide-scrollbars",
-                     f"--user-data-dir={profile}"):
+        for flag in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-proxy-server",
+            f"--window-size={SCREEN[0]},{SCREEN[1]}",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+        ):
             options.add_argument(flag)
         driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
         driver.set_page_load_timeout(WAIT)
@@ -136,9 +149,15 @@ def snap(chrome: Any) -> Callable[[str], Path]:
         # The whole page, not only the viewport: emulate a screen as tall as the page for the shot.
         chrome.execute_script("window.scrollTo(0, 0)")
         height = int(chrome.execute_script("return document.documentElement.scrollHeight"))
-        chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-            "width": SCREEN[0], "height": max(SCREEN[1], min(height, 4000)), "deviceScaleFactor": 1, "mobile": False,
-        })
+        chrome.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {
+                "width": SCREEN[0],
+                "height": max(SCREEN[1], min(height, 4000)),
+                "deviceScaleFactor": 1,
+                "mobile": False,
+            },
+        )
         try:
             shot = chrome.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
         finally:
@@ -162,8 +181,9 @@ def _wait(driver: Any, condition: Callable[[Any], Any], what: str) -> Any:
 
 def _text(driver: Any, css: str) -> str:
     """The text of the first element matching ``css`` ("" when there is none), read in one step."""
-    return str(driver.execute_script("var e = document.querySelector(arguments[0]); return e ? e.textContent : '';",
-                                     css))
+    return str(
+        driver.execute_script("var e = document.querySelector(arguments[0]); return e ? e.textContent : '';", css)
+    )
 
 
 def _attr(driver: Any, css: str, name: str) -> str | None:
@@ -209,8 +229,13 @@ def test_admin_adds_a_service_assigns_it_syncs_and_sees_the_stores_initialized(
     # Add the test server as a service, with the form.
     browser.find_element(By.LINK_TEXT, "Services").click()
     browser.find_element(By.PARTIAL_LINK_TEXT, "Add service").click()
-    fields = {"svc-name": "pg", "svc-host": url.host or "127.0.0.1", "svc-port": str(url.port or 5432),
-              "svc-username": url.username or "postgres", "svc-password": url.password or ""}
+    fields = {
+        "svc-name": "pg",
+        "svc-host": url.host or "127.0.0.1",
+        "svc-port": str(url.port or 5432),
+        "svc-username": url.username or "postgres",
+        "svc-password": url.password or "",
+    }
     for field_id, value in fields.items():
         element = browser.find_element(By.ID, field_id)
         element.clear()
@@ -246,11 +271,19 @@ def test_admin_adds_a_service_assigns_it_syncs_and_sees_the_stores_initialized(
         _wait(browser, lambda d, s=store: "ready" in _text(d, f'tr[data-store="{s}"]'), f"{store} ready")
     _wait(browser, lambda d: _attr(d, "#job", "data-job-status") == "succeeded", "the job to succeed")
     for store in ("example_db", "spatial_db", "temp_db"):
-        _wait(browser, lambda d, s=store: _attr(d, f"#setting-{s} .store-cell", "data-store-state") == "initialized",
-              f"{store} initialized after the reload")
+        _wait(
+            browser,
+            lambda d, s=store: _attr(d, f"#setting-{s} .store-cell", "data-store-state") == "initialized",
+            f"{store} initialized after the reload",
+        )
     # A page rendered after the job finished has no live note (and will not reload itself again).
-    _wait(browser, lambda d: d.execute_script(
-        "return document.readyState === 'complete' && !document.querySelector('[data-job-live]')"), "the reload")
+    _wait(
+        browser,
+        lambda d: d.execute_script(
+            "return document.readyState === 'complete' && !document.querySelector('[data-job-live]')"
+        ),
+        "the reload",
+    )
     cell = browser.find_element(By.CSS_SELECTOR, "#setting-example_db .store-cell").text
     assert "initialized" in cell and "exists ·" in cell and "MB" in cell
     assert browser.find_element(By.CSS_SELECTOR, ".page-head .badges").text.split() == ["configured", "ready"]

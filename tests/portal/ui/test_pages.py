@@ -67,8 +67,18 @@ def test_new_service_page_has_a_label_for_every_field(admin_web):
 
 
 def test_app_page_shows_settings_services_and_store_state(admin_web, my_first_app, service):
-    html = _page(admin_web, "/admin/apps/my_first_app", "example_db", "spatial_db", "primary", "creator",
-                 "model.<wbr>init_example_db", "Sync stores", "Dynamic stores", "absent")
+    html = _page(
+        admin_web,
+        "/admin/apps/my_first_app",
+        "example_db",
+        "spatial_db",
+        "primary",
+        "creator",
+        "model.<wbr>init_example_db",
+        "Sync stores",
+        "Dynamic stores",
+        "absent",
+    )
     assert f'<option value="{service}" selected>' in html
     assert "connection only" in html
 

@@ -84,8 +84,9 @@ def test_a_csrf_token_of_another_browser_is_refused(admin_web, anon_web, portal_
         other = Web(other_client)
         other.get("/admin/login")
         stolen = other.csrf
-    response = admin_web.post("/admin/users", {"username": "mallory", "password": "long-enough-1",
-                                               "csrf_token": stolen or ""})
+    response = admin_web.post(
+        "/admin/users", {"username": "mallory", "password": "long-enough-1", "csrf_token": stolen or ""}
+    )
     assert response.status_code == 403
 
 
@@ -101,8 +102,17 @@ def test_a_viewer_gets_a_403_page_for_every_change(viewer_web, portal_app, my_fi
     before = len(audit.list_events(platform, limit=1000))
     for _, path in changes:
         viewer_web.get("/admin/")
-        response = viewer_web.post(path, {"service": "local", "name": "x", "password": "long-enough-1",
-                                          "username": "x", "role": "admin", "active": "0"})
+        response = viewer_web.post(
+            path,
+            {
+                "service": "local",
+                "name": "x",
+                "password": "long-enough-1",
+                "username": "x",
+                "role": "admin",
+                "active": "0",
+            },
+        )
         assert response.status_code == 403, (path, response.status_code, response.text[:500])
         assert "is a viewer" in response.text and "admin" in response.text
     assert len(audit.list_events(platform, limit=1000)) == before
@@ -132,17 +142,32 @@ def test_a_disabled_users_session_ends(viewer_web, platform):
 def test_the_service_password_is_never_on_a_page(admin_web, my_first_app, service, pg_admin_url):
     password = make_url(pg_admin_url).password
     assert password
-    pages = ["/admin/", "/admin/services", f"/admin/services/{service}", "/admin/apps/my_first_app",
-             "/admin/audit", "/admin/users"]
+    pages = [
+        "/admin/",
+        "/admin/services",
+        f"/admin/services/{service}",
+        "/admin/apps/my_first_app",
+        "/admin/audit",
+        "/admin/users",
+    ]
     for page in pages:
         assert password not in admin_web.get(page).text, page
     admin_web.get(f"/admin/services/{service}")
     tested = admin_web.post(f"/admin/services/{service}/test")
     assert tested.status_code == 200 and password not in tested.text
     # A failed save shows the form again without the password typed into it.
-    failed = admin_web.post(f"/admin/services/{service}", {"host": "h", "port": "nope", "username": "u",
-                                                            "maintenance_db": "postgres", "password": password,
-                                                            "connect_timeout": "10", "pool_size": "3"})
+    failed = admin_web.post(
+        f"/admin/services/{service}",
+        {
+            "host": "h",
+            "port": "nope",
+            "username": "u",
+            "maintenance_db": "postgres",
+            "password": password,
+            "connect_timeout": "10",
+            "pool_size": "3",
+        },
+    )
     assert failed.status_code == 400 and password not in failed.text
     # The anon/admin fixtures also check every response (bodies and headers) for it.
 

@@ -10,9 +10,17 @@ from tests.portal.ui.conftest import text
 
 def _form(url: str, **changes: str) -> dict[str, str]:
     u = make_url(url)
-    form = {"name": "pg2", "host": u.host or "127.0.0.1", "port": str(u.port or 5432), "username": u.username or "",
-            "password": u.password or "", "maintenance_db": "postgres", "sslmode": "", "connect_timeout": "5",
-            "pool_size": "2"}
+    form = {
+        "name": "pg2",
+        "host": u.host or "127.0.0.1",
+        "port": str(u.port or 5432),
+        "username": u.username or "",
+        "password": u.password or "",
+        "maintenance_db": "postgres",
+        "sslmode": "",
+        "connect_timeout": "5",
+        "pool_size": "2",
+    }
     form.update(changes)
     return form
 
@@ -70,8 +78,9 @@ def test_testing_a_service_shows_version_privileges_and_postgis(admin_web, servi
 
 
 def test_testing_an_unreachable_service_shows_why(admin_web, platform, closed_port):
-    services.create_service(platform, name="down", host="127.0.0.1", port=closed_port, username="x", password="y",
-                            connect_timeout=2)
+    services.create_service(
+        platform, name="down", host="127.0.0.1", port=closed_port, username="x", password="y", connect_timeout=2
+    )
     admin_web.get("/admin/services/down")
     response = admin_web.post("/admin/services/down/test")
     assert response.status_code == 502

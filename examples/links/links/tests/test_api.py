@@ -79,7 +79,8 @@ def test_a_created_link_is_returned_stored_and_listed_first(primary_db, client):
     assert second.headers["location"] == f"{LINKS}/{link['id']}"
     assert client.get(second.headers["location"]).json() == link
     assert [item["url"] for item in client.get(LINKS).json()["links"]] == [
-        "http://example.org/two?x=1#frag", "https://example.com/one",
+        "http://example.org/two?x=1#frag",
+        "https://example.com/one",
     ]
     assert stored_urls(primary_db) == ["https://example.com/one", "http://example.org/two?x=1#frag"]
 
@@ -153,8 +154,9 @@ def test_the_longest_url_is_accepted(primary_db, client):
 
 
 def test_extra_members_are_ignored(primary_db, client):
-    response = client.post(LINKS, json={"url": "https://example.com/", "id": 999, "admin": True},
-                           headers=client.token_headers())
+    response = client.post(
+        LINKS, json={"url": "https://example.com/", "id": 999, "admin": True}, headers=client.token_headers()
+    )
     assert response.status_code == 201
     assert response.json()["id"] != 999
 
@@ -246,9 +248,13 @@ def test_sql_in_a_link_id_is_404(primary_db, client):
 
 def test_keyset_pages_use_the_primary_key_index(primary_db):
     with primary_db.engine.begin() as conn:
-        conn.execute(text("INSERT INTO links (url) SELECT 'https://example.com/' || n FROM generate_series(1, 20000) n"))
+        conn.execute(
+            text("INSERT INTO links (url) SELECT 'https://example.com/' || n FROM generate_series(1, 20000) n")
+        )
         conn.execute(text("ANALYZE links"))
-        plan = "\n".join(conn.scalars(text(
-            "EXPLAIN SELECT id, url, created_at FROM links WHERE id < 10000 ORDER BY id DESC LIMIT 51"
-        )))
+        plan = "\n".join(
+            conn.scalars(
+                text("EXPLAIN SELECT id, url, created_at FROM links WHERE id < 10000 ORDER BY id DESC LIMIT 51")
+            )
+        )
     assert "Index Scan Backward using links_pkey" in plan, plan

@@ -30,8 +30,12 @@ VALID = {"latitude": 40.2401, "longitude": -111.6571, "value": 7}
 
 def seed_features() -> list[dict[str, Any]]:
     return [
-        {"type": "Feature", "id": i, "geometry": {"type": "Point", "coordinates": [g.longitude, g.latitude]},
-         "properties": {"id": i, "value": g.value}}
+        {
+            "type": "Feature",
+            "id": i,
+            "geometry": {"type": "Point", "coordinates": [g.longitude, g.latitude]},
+            "properties": {"id": i, "value": g.value},
+        }
         for i, g in enumerate(SEED_GAGES, start=1)
     ]
 
@@ -39,8 +43,9 @@ def seed_features() -> list[dict[str, Any]]:
 @pytest.fixture
 def scenarios_assigned() -> None:
     if "scenarios" not in App.list_persistent_store_connections():
-        pytest.skip("assign a service to the scenarios setting: "
-                    "storekeeper app-settings set stream_gages scenarios SERVICE")
+        pytest.skip(
+            "assign a service to the scenarios setting: storekeeper app-settings set stream_gages scenarios SERVICE"
+        )
 
 
 # -- the store ------------------------------------------------------------------------
@@ -49,9 +54,14 @@ def scenarios_assigned() -> None:
 def test_a_fresh_copy_holds_the_two_seed_gages_with_their_points(stream_gages_db):
     with stream_gages_db.sessionmaker() as session:
         rows = session.execute(
-            select(StreamGage.latitude, StreamGage.longitude, StreamGage.value,
-                   func.ST_X(StreamGage.geom), func.ST_Y(StreamGage.geom), func.ST_SRID(StreamGage.geom))
-            .order_by(StreamGage.id)
+            select(
+                StreamGage.latitude,
+                StreamGage.longitude,
+                StreamGage.value,
+                func.ST_X(StreamGage.geom),
+                func.ST_Y(StreamGage.geom),
+                func.ST_SRID(StreamGage.geom),
+            ).order_by(StreamGage.id)
         ).all()
     assert [(lat, lon, v) for lat, lon, v, *_ in rows] == [(g.latitude, g.longitude, g.value) for g in SEED_GAGES]
     assert all(x == lon and y == lat and srid == 4326 for lat, lon, _, x, y, srid in rows)
@@ -61,7 +71,9 @@ def test_the_point_follows_latitude_and_longitude_whoever_writes_them(stream_gag
     with stream_gages_db.engine.begin() as conn:
         conn.execute(text("UPDATE stream_gages SET latitude = 41.5, longitude = -112.25 WHERE id = 1"))
         assert conn.execute(text("SELECT ST_AsText(geom), ST_SRID(geom) FROM stream_gages WHERE id = 1")).one() == (
-            "POINT(-112.25 41.5)", 4326)
+            "POINT(-112.25 41.5)",
+            4326,
+        )
 
 
 def test_app_code_resolves_to_the_copy(stream_gages_db):
@@ -131,8 +143,22 @@ def test_a_signed_in_user_adds_a_gage_and_gets_the_feature(stream_gages_db, clie
         [],
         "a gage",
     ],
-    ids=["lat>90", "lat<-90", "lon>180", "lon<-180", "lat-string", "lon-bool", "value-float", "value-string",
-         "value-too-big", "extra-field", "no-value", "empty", "list", "string"],
+    ids=[
+        "lat>90",
+        "lat<-90",
+        "lon>180",
+        "lon<-180",
+        "lat-string",
+        "lon-bool",
+        "value-float",
+        "value-string",
+        "value-too-big",
+        "extra-field",
+        "no-value",
+        "empty",
+        "list",
+        "string",
+    ],
 )
 def test_invalid_gages_are_refused_with_a_problem_document(stream_gages_db, client, body):
     response = client.post(f"{BASE}/gages", json=body, headers=client.token_headers())
@@ -142,10 +168,15 @@ def test_invalid_gages_are_refused_with_a_problem_document(stream_gages_db, clie
     assert len(client.get(f"{BASE}/gages").json()["features"]) == 2
 
 
-@pytest.mark.parametrize("raw", ['{"latitude": NaN, "longitude": 0, "value": 1}',
-                                 '{"latitude": 0, "longitude": Infinity, "value": 1}',
-                                 '{"latitude": 0, "longitude": 0, "value": 1',
-                                 "not json"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"latitude": NaN, "longitude": 0, "value": 1}',
+        '{"latitude": 0, "longitude": Infinity, "value": 1}',
+        '{"latitude": 0, "longitude": 0, "value": 1',
+        "not json",
+    ],
+)
 def test_non_finite_numbers_and_broken_json_are_refused(stream_gages_db, client, raw):
     headers = {**client.token_headers(), "Content-Type": "application/json"}
     response = client.post(f"{BASE}/gages", content=raw, headers=headers)
@@ -157,8 +188,11 @@ def test_non_finite_numbers_and_broken_json_are_refused(stream_gages_db, client,
 def test_a_body_not_sent_as_json_is_415(stream_gages_db, client, kind):
     headers = client.token_headers()
     if kind == "text/plain":
-        response = client.post(f"{BASE}/gages", content='{"latitude": 1, "longitude": 1, "value": 1}',
-                               headers={**headers, "Content-Type": "text/plain"})
+        response = client.post(
+            f"{BASE}/gages",
+            content='{"latitude": 1, "longitude": 1, "value": 1}',
+            headers={**headers, "Content-Type": "text/plain"},
+        )
     elif kind == "form":
         response = client.post(f"{BASE}/gages", data={"latitude": "1", "longitude": "1", "value": "1"}, headers=headers)
     else:
@@ -207,8 +241,10 @@ def test_the_map_page_with_no_gages_says_so(stream_gages_db, client):
 
 
 def test_the_map_fits_the_gages_with_padding_and_round_grid_lines():
-    points = [GagePoint(id=i, latitude=g.latitude, longitude=g.longitude, value=g.value)
-              for i, g in enumerate(SEED_GAGES, start=1)]
+    points = [
+        GagePoint(id=i, latitude=g.latitude, longitude=g.longitude, value=g.value)
+        for i, g in enumerate(SEED_GAGES, start=1)
+    ]
     view = build_map(points, width=960, height=600)
     left, top = view.plot_left, view.plot_top
     right, bottom = left + view.plot_width, top + view.plot_height

@@ -117,22 +117,37 @@ def _read_flash(request: Request) -> dict[str, str] | None:
     return data if isinstance(data, dict) else None
 
 
-def redirect(request: Request, url: str, message: str | None = None, *, kind: str = "ok",
-             hint: str | None = None) -> RedirectResponse:
+def redirect(
+    request: Request, url: str, message: str | None = None, *, kind: str = "ok", hint: str | None = None
+) -> RedirectResponse:
     """Redirect (303, so the browser GETs) and leave a message for the next page to show."""
     response = RedirectResponse(url, status_code=303)
     if message:
         value = _flash_serializer(request).dumps({"kind": kind, "message": message, "hint": hint or ""})
-        response.set_cookie(FLASH_COOKIE, value, max_age=60, httponly=True, samesite="lax", path=PREFIX,
-                            secure=request.url.scheme == "https")
+        response.set_cookie(
+            FLASH_COOKIE,
+            value,
+            max_age=60,
+            httponly=True,
+            samesite="lax",
+            path=PREFIX,
+            secure=request.url.scheme == "https",
+        )
     return response
 
 
 # -- rendering ------------------------------------------------------------------------------
 
 
-def render(request: Request, template: str, *, status: int = 200, section: str = "",
-           headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+def render(
+    request: Request,
+    template: str,
+    *,
+    status: int = 200,
+    section: str = "",
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
     """Render a page with the signed-in user, a CSRF token for its forms, and any flash message."""
     cookies = Response()
     token = auth.csrf_token(request, cookies)
@@ -158,8 +173,7 @@ def render(request: Request, template: str, *, status: int = 200, section: str =
 def error_page(request: Request, err: StorekeeperError) -> HTMLResponse:
     """Render an error as a page: its message, its hint, its status."""
     headers = {k: v for k, v in (getattr(err, "headers", None) or {}).items() if k.lower() == "retry-after"}
-    return render(request, "error.html", status=err.status, headers=headers, error=err,
-                  title=_status_title(err.status))
+    return render(request, "error.html", status=err.status, headers=headers, error=err, title=_status_title(err.status))
 
 
 def _status_title(status: int) -> str:

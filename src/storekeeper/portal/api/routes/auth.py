@@ -40,4 +40,3 @@ def revoke_token(token_id: int, user: CurrentUser, platform: PlatformDep) -> Res
     """Revoke an API token (idempotent). Anyone may revoke their own tokens; an admin, anyone's."""
     auth.revoke_token(platform, token_id, owner=None if user.is_admin else user.username)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-

@@ -21,7 +21,12 @@ def list_stores(app: str, platform: PlatformDep, _: CurrentUser) -> list[StoreOu
 def create_store(app: str, body: StoreCreate, response: Response, platform: PlatformDep, _: AdminDep) -> SyncResultOut:
     """Create a dynamic store through a connection setting and initialize it (idempotent)."""
     result = stores.create_store(
-        platform, app, body.name, body.connection, spatial=body.spatial, initializer=body.initializer,
+        platform,
+        app,
+        body.name,
+        body.connection,
+        spatial=body.spatial,
+        initializer=body.initializer,
         refresh=body.refresh,
     )
     response.headers["Location"] = f"/api/v1/apps/{app}/stores/{body.name}"

@@ -34,21 +34,39 @@ def _job(platform: Platform, package: str, job_id: str | None) -> jobs.JobInfo |
     return newest[0] if newest else None
 
 
-def _app_page(request: Request, platform: Platform, package: str, *, job_id: str | None = None,
-              status: int = 200, error: StorekeeperError | None = None) -> HTMLResponse:
+def _app_page(
+    request: Request,
+    platform: Platform,
+    package: str,
+    *,
+    job_id: str | None = None,
+    status: int = 200,
+    error: StorekeeperError | None = None,
+) -> HTMLResponse:
     info = apps.get_app(platform, package)
     found = {s.name: s for s in stores.list_stores(platform, package, discover=False)}
     settings = [s for s in info.settings if not s.dynamic]
     dynamic = [found[s.name] for s in info.settings if s.dynamic and s.name in found]
     return render(
-        request, "app.html", status=status, section="home", app=info, settings=settings, stores=found,
-        dynamic=dynamic, services=[s.name for s in services.list_services(platform)],
-        job=_job(platform, package, job_id), error=error, database=DATABASE,
+        request,
+        "app.html",
+        status=status,
+        section="home",
+        app=info,
+        settings=settings,
+        stores=found,
+        dynamic=dynamic,
+        services=[s.name for s in services.list_services(platform)],
+        job=_job(platform, package, job_id),
+        error=error,
+        database=DATABASE,
     )
 
 
 @router.get("")
-def show_app(package: str, request: Request, platform: PlatformDep, _: PageUser, job: str | None = None) -> HTMLResponse:
+def show_app(
+    package: str, request: Request, platform: PlatformDep, _: PageUser, job: str | None = None
+) -> HTMLResponse:
     """Show the app's settings, their stores' state, the last sync and the dynamic stores."""
     return _app_page(request, platform, package, job_id=job)
 
@@ -64,7 +82,9 @@ def assign_service(package: str, setting: str, request: Request, platform: Platf
             apps.reset_setting(platform, package, setting)
     except StorekeeperError as err:  # an unknown app fails again in _app_page, as a 404 page
         return _app_page(request, platform, package, status=err.status, error=err)
-    done = f'Setting "{setting}" now uses service "{service}".' if service else f'Setting "{setting}" has no service now.'
+    done = (
+        f'Setting "{setting}" now uses service "{service}".' if service else f'Setting "{setting}" has no service now.'
+    )
     return redirect(request, f"{PREFIX}/apps/{package}", done)
 
 
@@ -72,8 +92,13 @@ def assign_service(package: str, setting: str, request: Request, platform: Platf
 def sync(package: str, request: Request, platform: PlatformDep, form: AdminForm) -> Response:
     """Start syncing the app's stores in the background and show its progress."""
     try:
-        job = jobs.submit_sync(platform, package, store=form.get("store") or None,
-                               refresh=form.get("refresh") == "on", firsttime=form.get("firsttime") == "on")
+        job = jobs.submit_sync(
+            platform,
+            package,
+            store=form.get("store") or None,
+            refresh=form.get("refresh") == "on",
+            firsttime=form.get("firsttime") == "on",
+        )
     except StorekeeperError as err:
         return _app_page(request, platform, package, status=err.status, error=err)
     return redirect(request, f"{PREFIX}/apps/{package}?job={job.id}#sync")

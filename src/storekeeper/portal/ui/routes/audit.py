@@ -14,9 +14,24 @@ router = APIRouter(prefix="/audit", route_class=PageRoute)
 
 #: Offered in the action filter; the log may hold others (typed in by hand).
 ACTIONS = (
-    "app.orphan", "app.register", "app.remove", "job.submit", "service.create", "service.remove", "service.update",
-    "setting.assign", "setting.reset", "store.create", "store.drop", "store.register", "store.sync", "token.create",
-    "token.revoke", "user.create", "user.sign_in", "user.update",
+    "app.orphan",
+    "app.register",
+    "app.remove",
+    "job.submit",
+    "service.create",
+    "service.remove",
+    "service.update",
+    "setting.assign",
+    "setting.reset",
+    "store.create",
+    "store.drop",
+    "store.register",
+    "store.sync",
+    "token.create",
+    "token.revoke",
+    "user.create",
+    "user.sign_in",
+    "user.update",
 )
 LIMITS = (50, 100, 200, 500)
 
@@ -32,5 +47,14 @@ def list_events(
 ) -> HTMLResponse:
     """Show who did what to which service, app or store, when, and how it ended."""
     events = audit.list_events(platform, action=action.strip() or None, target=target.strip() or None, limit=limit)
-    return render(request, "audit.html", section="audit", events=events, action=action, target=target, limit=limit,
-                  actions=ACTIONS, limits=LIMITS)
+    return render(
+        request,
+        "audit.html",
+        section="audit",
+        events=events,
+        action=action,
+        target=target,
+        limit=limit,
+        actions=ACTIONS,
+        limits=LIMITS,
+    )

@@ -17,8 +17,9 @@ router = APIRouter(route_class=PageRoute)
 def home(request: Request, platform: PlatformDep, _: PageUser) -> HTMLResponse:
     """List the apps with their state, and the entry points that failed to load."""
     infos, problems = apps.list_apps(platform)
-    return render(request, "home.html", section="home", apps=infos, problems=problems,
-                  services=services.list_services(platform))
+    return render(
+        request, "home.html", section="home", apps=infos, problems=problems, services=services.list_services(platform)
+    )
 
 
 @router.get("/apps")

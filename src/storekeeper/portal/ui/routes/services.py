@@ -21,9 +21,16 @@ from storekeeper.portal.ui.pages import PREFIX, PageRoute, redirect, render
 router = APIRouter(prefix="/services", route_class=PageRoute)
 
 #: What a new service's form starts with.
-DEFAULTS = {"name": "", "host": "", "port": str(services.DEFAULT_PORT), "username": "postgres",
-            "maintenance_db": "postgres", "sslmode": "", "connect_timeout": "10",
-            "pool_size": str(services.DEFAULT_POOL_SIZE)}
+DEFAULTS = {
+    "name": "",
+    "host": "",
+    "port": str(services.DEFAULT_PORT),
+    "username": "postgres",
+    "maintenance_db": "postgres",
+    "sslmode": "",
+    "connect_timeout": "10",
+    "pool_size": str(services.DEFAULT_POOL_SIZE),
+}
 NUMBERS = {"port": "Port", "connect_timeout": "Connect timeout", "pool_size": "Pool size"}
 REQUIRED = {"host": "Host", "username": "Username", "maintenance_db": "Maintenance database"}
 
@@ -53,13 +60,29 @@ def _shown(form: Form) -> dict[str, str]:
     return {key: form.get(key, "") for key in DEFAULTS}
 
 
-def _service_page(request: Request, platform: Platform, name: str, *, status: int = 200,
-                  error: StorekeeperError | None = None, report: dict[str, Any] | None = None,
-                  values: dict[str, str] | None = None) -> HTMLResponse:
+def _service_page(
+    request: Request,
+    platform: Platform,
+    name: str,
+    *,
+    status: int = 200,
+    error: StorekeeperError | None = None,
+    report: dict[str, Any] | None = None,
+    values: dict[str, str] | None = None,
+) -> HTMLResponse:
     info = services.get_service(platform, name)
     shown = values or {key: ("" if value is None else str(value)) for key, value in info.to_dict().items()}
-    return render(request, "service.html", status=status, section="services", service=info, values=shown,
-                  error=error, report=report, sslmodes=services.SSLMODES)
+    return render(
+        request,
+        "service.html",
+        status=status,
+        section="services",
+        service=info,
+        values=shown,
+        error=error,
+        report=report,
+        sslmodes=services.SSLMODES,
+    )
 
 
 @router.get("")
@@ -84,8 +107,15 @@ def create_service(request: Request, platform: PlatformDep, form: AdminForm) -> 
         values["sslmode"] = values["sslmode"] or None
         services.create_service(platform, name=name, **values)
     except StorekeeperError as err:
-        return render(request, "service_new.html", status=err.status, section="services", values=_shown(form),
-                      error=err, sslmodes=services.SSLMODES)
+        return render(
+            request,
+            "service_new.html",
+            status=err.status,
+            section="services",
+            values=_shown(form),
+            error=err,
+            sslmodes=services.SSLMODES,
+        )
     return redirect(request, f"{PREFIX}/services/{name}", f'Service "{name}" added. Test its connection below.')
 
 

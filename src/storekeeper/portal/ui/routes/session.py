@@ -15,8 +15,12 @@ router = APIRouter(route_class=PageRoute)
 
 def _safe_next(target: str | None) -> str:
     """Return ``target`` when it is a page of this admin, else the home page (no open redirects, no loops)."""
-    if (target and target.startswith(f"{PREFIX}/") and "\\" not in target
-            and not target.startswith((f"{PREFIX}/login", f"{PREFIX}/logout"))):
+    if (
+        target
+        and target.startswith(f"{PREFIX}/")
+        and "\\" not in target
+        and not target.startswith((f"{PREFIX}/login", f"{PREFIX}/logout"))
+    ):
         return target
     return f"{PREFIX}/"
 
@@ -40,8 +44,15 @@ def login(request: Request, platform: PlatformDep, form: FormData) -> Response:
     except PortalError as err:
         headers = {"Retry-After": err.headers["Retry-After"]} if "Retry-After" in err.headers else None
         hint = err.hint if err.status == 429 else "check both, and try again"
-        return render(request, "login.html", status=err.status, headers=headers, next=target, username=username,
-                      error={"message": err.message, "hint": hint, "status": err.status})
+        return render(
+            request,
+            "login.html",
+            status=err.status,
+            headers=headers,
+            next=target,
+            username=username,
+            error={"message": err.message, "hint": hint, "status": err.status},
+        )
     response = redirect(request, target, f"Signed in as {user.username}.")
     auth.start_session(response, request, platform, user)
     return response

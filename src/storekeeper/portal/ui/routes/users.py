@@ -21,14 +21,31 @@ router = APIRouter(prefix="/users", route_class=PageRoute)
 HERE = f"{PREFIX}/users"
 
 
-def _users_page(request: Request, platform: Platform, user: auth.Principal, *, status: int = 200,
-                error: StorekeeperError | None = None, new_token: str | None = None,
-                new_token_name: str = "") -> HTMLResponse:
+def _users_page(
+    request: Request,
+    platform: Platform,
+    user: auth.Principal,
+    *,
+    status: int = 200,
+    error: StorekeeperError | None = None,
+    new_token: str | None = None,
+    new_token_name: str = "",
+) -> HTMLResponse:
     people = users.list_users(platform) if user.is_admin else []
     tokens = auth.list_tokens(platform, None if user.is_admin else user.username)
-    return render(request, "users.html", status=status, section="users", users=people, tokens=tokens, error=error,
-                  new_token=new_token, new_token_name=new_token_name, roles=users.ROLES,
-                  min_password=users.MIN_PASSWORD_LENGTH)
+    return render(
+        request,
+        "users.html",
+        status=status,
+        section="users",
+        users=people,
+        tokens=tokens,
+        error=error,
+        new_token=new_token,
+        new_token_name=new_token_name,
+        roles=users.ROLES,
+        min_password=users.MIN_PASSWORD_LENGTH,
+    )
 
 
 @router.get("")
@@ -71,8 +88,7 @@ def set_role(username: str, request: Request, platform: PlatformDep, user: PageU
 
 
 @router.post("/{username}/password")
-def reset_password(username: str, request: Request, platform: PlatformDep, user: PageUser,
-                   form: AdminForm) -> Response:
+def reset_password(username: str, request: Request, platform: PlatformDep, user: PageUser, form: AdminForm) -> Response:
     """Set a new password (the user's open sessions end)."""
     try:
         users.update_user(platform, username, password=form.get("password", ""))
