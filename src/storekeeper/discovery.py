@@ -42,6 +42,10 @@ _installed: tuple[dict[str, AppClass], list[AppProblem]] | None = None
 _registered: set[tuple[str, str]] = set()
 
 
+def _has_app_api(cls: type) -> bool:
+    return callable(getattr(cls, "get_persistent_store_database", None))
+
+
 def _load(ep: EntryPoint) -> AppClass:
     try:
         obj = ep.load()
@@ -51,7 +55,9 @@ def _load(ep: EntryPoint) -> AppClass:
             hint="fix the app package, or uninstall it",
             app=ep.name,
         ) from err
-    if not (isinstance(obj, type) and issubclass(obj, AppDeclaration)):
+    # AppBase is AppDeclaration plus the app API; the core sits below the API, so it checks for both
+    # parts rather than import it.
+    if not (isinstance(obj, type) and issubclass(obj, AppDeclaration) and _has_app_api(obj)):
         raise AppError(
             f'App entry point "{ep.name}" ({ep.value}) is not a subclass of storekeeper.AppBase.',
             hint='point the entry point at the app class, e.g. my_first_app = "my_first_app.app:App"',

@@ -9,7 +9,7 @@ Example::
 
     from storekeeper.retry import retry
 
-    retry(lambda: conn.execute(query), on=ObjectInUse, timeout=10.0)
+    retry(lambda: conn.execute(query), on=ObjectInUse, timeout=10.0, delay=0.05)
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ def retry(
 ) -> T:
     """Call ``func`` until it returns, trying again after an exception of type ``on``.
 
-    Stops after ``attempts`` calls, or once ``timeout`` seconds have passed
-    since the first call (at least one of them must be given). The pause
+    Stops after ``attempts`` calls, or after the first failure once ``timeout``
+    seconds have passed since the first call (at least one of them must be
+    given; a timeout needs a ``delay``). The pause
     before the next call starts at ``delay`` and grows by ``backoff`` up to
     ``max_delay`` (no pause with the default ``delay=0``: for races that the
     next try settles at once). ``when`` (if given) decides whether a caught exception is
@@ -52,6 +53,8 @@ def retry(
         raise ValueError("retry() needs attempts or timeout")
     if attempts is not None and attempts < 1:
         raise ValueError("attempts must be at least 1")
+    if timeout is not None and delay <= 0:
+        raise ValueError("retry() with a timeout needs a delay > 0 (or it would spin until the deadline)")
     deadline = None if timeout is None else time.monotonic() + timeout
     tried = 0
     pause = delay
@@ -63,7 +66,7 @@ def retry(
             if when is not None and not when(err):
                 raise
             out_of_tries = attempts is not None and tried >= attempts
-            out_of_time = deadline is not None and time.monotonic() + pause > deadline
+            out_of_time = deadline is not None and time.monotonic() > deadline
             if out_of_tries or out_of_time:
                 replacement = give_up(err) if give_up is not None else None
                 if replacement is not None:

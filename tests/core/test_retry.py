@@ -93,3 +93,5 @@ def test_needs_a_bound() -> None:
         retry(lambda: None, on=Flaky)
     with pytest.raises(ValueError, match="at least 1"):
         retry(lambda: None, on=Flaky, attempts=0)
+    with pytest.raises(ValueError, match="needs a delay"):
+        retry(lambda: None, on=Flaky, timeout=1.0)  # no pause would mean hammering until the deadline
