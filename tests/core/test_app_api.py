@@ -55,14 +55,20 @@ def test_get_database_engine_sees_the_initializers_data(synced: type) -> None:
         assert conn.execute(text("SELECT count(*) FROM stream_gages")).scalar_one() == 2
 
 
-def test_get_database_as_url_names_the_store_and_hides_the_password(synced: type, pg_admin_url: str) -> None:
+def test_get_database_as_url_names_the_store_and_its_role_and_hides_the_password(
+    synced: type, pg_admin_url: str
+) -> None:
     url = synced.get_persistent_store_database("example_db", as_url=True)
-    password = make_url(pg_admin_url).password
     assert isinstance(url, URL)
     assert url.database == EXAMPLE_DB
-    assert url.password == password  # usable for connecting
-    assert password not in str(url)
-    assert password not in repr(url)
+    assert url.username == EXAMPLE_DB  # the store's own role, named like its database
+    assert url.password and url.password != make_url(pg_admin_url).password
+    assert url.password not in str(url)
+    assert url.password not in repr(url)
+    with psycopg.connect(  # usable for connecting
+        host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database
+    ) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (EXAMPLE_DB,)
 
 
 def test_get_database_as_sessionmaker_gives_sessions_on_the_store(synced: type) -> None:

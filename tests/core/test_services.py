@@ -194,15 +194,18 @@ def test_update_rebuilds_cached_engines_with_new_details(platform: Platform, my_
     assert new.pool.size() == 4
 
 
-def test_password_update_reaches_new_engines(platform: Platform, my_first_app: type) -> None:
+def test_password_update_reaches_new_engines_of_connection_settings(platform: Platform, my_first_app: type) -> None:
     stores.sync_stores(platform, [APP], database="example_db")
-    my_first_app.get_persistent_store_database("example_db")
+    my_first_app.get_persistent_store_connection("primary")
     services.update_service(platform, "local", password="definitely-wrong")
     with (
         pytest.raises(OperationalError, match="password authentication failed"),
-        my_first_app.get_persistent_store_database("example_db").connect(),
+        my_first_app.get_persistent_store_connection("primary").connect(),
     ):
         pass
+    # A store is reached as its own role: the service user's password does not touch it.
+    with my_first_app.get_persistent_store_database("example_db").connect() as conn:
+        assert conn.execute(text("SELECT current_user")).scalar_one() == "my_first_app_example_db"
 
 
 def test_remove_is_refused_while_assigned_naming_settings_and_force(platform: Platform, my_first_app: type) -> None:

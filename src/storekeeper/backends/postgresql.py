@@ -12,11 +12,21 @@ concatenate to the same database name (``my`` + ``first_app_db`` and
 crash between an initializer's success and the platform database's record
 cannot make a later sync treat initialized data as new; a database without the
 ``initialized`` marker is only ever recreated empty before a first-time run.
+
+Store roles: when the service user may create roles, each store has its own
+login role, named like its database, marked ``storekeeper:role APP/STORE``
+(``COMMENT ON ROLE``). It owns the database and everything in it, is the only
+role besides the owner-by-membership service user that may connect to it, and
+is no superuser and may not create databases or roles. Passwords reach the
+server only as SCRAM-SHA-256 verifiers computed here, never in plain text.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +42,9 @@ from storekeeper.errors import ServiceError, StoreError
 MARKER_PREFIX = "storekeeper:"
 CREATED = "created"
 INITIALIZED = "initialized"
+ROLE = "role"
+#: SCRAM-SHA-256 iterations of the verifiers we send (PostgreSQL's default).
+SCRAM_ITERATIONS = 4096
 #: How long a sync waits for another process working on the same store.
 LOCK_TIMEOUT_MS = 10 * 60 * 1000
 
@@ -78,10 +91,63 @@ def first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def new_password() -> str:
+    """Return a random password for a store role (URL-safe, 256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def scram_verifier(password: str, *, iterations: int = SCRAM_ITERATIONS, salt: bytes | None = None) -> str:
+    """Return the SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (so the server never sees it)."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
 def lock_key(dbname: str) -> int:
     """Return the advisory-lock key (signed 64-bit) of a store's database name."""
     digest = hashlib.blake2b(f"storekeeper:{dbname}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+#: Objects in the current database owned by the current user, as (ALTER keyword, qualified name),
+#: skipping system schemas and extension members. Schemas first, then relations, routines, types.
+_OWNED_OBJECTS = """
+WITH ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e')
+SELECT 'SCHEMA', quote_ident(n.nspname) FROM pg_namespace n
+ WHERE n.nspowner = to_regrole(current_user) AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+   AND NOT EXISTS (SELECT 1 FROM ext WHERE classid = 'pg_namespace'::regclass AND objid = n.oid)
+UNION ALL
+SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                      WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
+       quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relowner = to_regrole(current_user) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+   AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+   AND NOT EXISTS (SELECT 1 FROM ext WHERE classid = 'pg_class'::regclass AND objid = c.oid)
+   AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+            AND d.objid = c.oid AND d.deptype IN ('a', 'i')))
+UNION ALL
+SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END,
+       p.oid::regprocedure::text
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE p.proowner = to_regrole(current_user) AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+   AND NOT EXISTS (SELECT 1 FROM ext WHERE classid = 'pg_proc'::regclass AND objid = p.oid)
+UNION ALL
+SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, t.oid::regtype::text
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typowner = to_regrole(current_user)
+   AND (t.typtype IN ('e', 'd', 'r')
+        OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))
+   AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+   AND NOT EXISTS (SELECT 1 FROM ext WHERE classid = 'pg_type'::regclass AND objid = t.oid)
+"""
 
 
 class PostgresBackend:
@@ -114,14 +180,18 @@ class PostgresBackend:
         except psycopg.OperationalError as err:
             raise ServiceError.unreachable(spec.name, spec.where, spec.username, dbname, first_line(err)) from None
 
-    def url(self, dbname: str | None = None) -> URL:
-        """Return the SQLAlchemy URL of a database on this service (maintenance database by default)."""
+    def url(self, dbname: str | None = None, *, login: tuple[str, str] | None = None) -> URL:
+        """Return the SQLAlchemy URL of a database on this service (maintenance database by default).
+
+        ``login`` is a store role's (name, password); by default the service user's.
+        """
         spec = self.spec
         query = {"sslmode": spec.sslmode} if spec.sslmode else {}
+        username, password = login if login is not None else (spec.username, spec.password)
         return URL.create(
             f"postgresql+{spec.driver}",
-            username=spec.username,
-            password=spec.password,
+            username=username,
+            password=password,
             host=spec.host,
             port=spec.port,
             database=dbname or spec.maintenance_db,
@@ -166,11 +236,29 @@ class PostgresBackend:
     # -- provisioning --------------------------------------------------------------
 
     def create_database(
-        self, conn: psycopg.Connection[Any], dbname: str, *, what: str, owner: str | None = None
+        self,
+        conn: psycopg.Connection[Any],
+        dbname: str,
+        *,
+        what: str,
+        owner: str | None = None,
+        role: str | None = None,
+        template: str | None = None,
+        strategy: str | None = None,
     ) -> None:
-        """Create an empty database marked as created (not yet initialized)."""
+        """Create a database (empty, or a clone of ``template``) marked as created (not yet initialized).
+
+        With ``role``, the role owns it and is the only one (with the service user) that may connect.
+        """
+        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
+        if template is not None:
+            query = sql.SQL("{} TEMPLATE {}").format(query, sql.Identifier(template))
+            if strategy and conn.info.server_version >= 150000:
+                query = sql.SQL("{} STRATEGY {}").format(query, sql.SQL(strategy))
+        if role is not None:
+            query = sql.SQL("{} OWNER {}").format(query, sql.Identifier(role))
         try:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            conn.execute(query)
         except pgerrors.InsufficientPrivilege:
             raise StoreError(
                 f'Cannot create {what}: user "{self.spec.username}" of {self.spec.where} may not CREATE DATABASE.',
@@ -184,7 +272,124 @@ class PostgresBackend:
                 hint=f"storekeeper services test {self.spec.name}",
                 service=self.spec.name,
             ) from None
+        if role is not None:
+            self.restrict_connect(conn, dbname, role)
         self.set_marker(conn, dbname, CREATED, owner)
+
+    @staticmethod
+    def restrict_connect(conn: psycopg.Connection[Any], dbname: str, role: str) -> None:
+        """Let only ``role`` (and the database's owner and superusers) connect to the database."""
+        db = sql.Identifier(dbname)
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
+        conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, sql.Identifier(role)))
+
+    @staticmethod
+    def database_owner(conn: psycopg.Connection[Any], dbname: str) -> str | None:
+        """Return the name of the role that owns a database (None when it does not exist)."""
+        row = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        return str(row[0]) if row else None
+
+    # -- store roles ---------------------------------------------------------------
+
+    @staticmethod
+    def can_create_roles(conn: psycopg.Connection[Any]) -> bool:
+        """Return True when the service user may create roles (SUPERUSER or CREATEROLE)."""
+        row = conn.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()
+        return bool(row and row[0])
+
+    @staticmethod
+    def role_marker(conn: psycopg.Connection[Any], role: str) -> Marker:
+        """Read a role's storekeeper marker (``storekeeper:role APP/STORE``)."""
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s", (role,)
+        ).fetchone()
+        if row is None:
+            return Marker(exists=False)
+        comment = row[0] or ""
+        if not comment.startswith(MARKER_PREFIX):
+            return Marker(exists=True)
+        state, _, owner = comment[len(MARKER_PREFIX) :].partition(" ")
+        return Marker(exists=True, state=state, owner=owner or None)
+
+    def ensure_role(self, conn: psycopg.Connection[Any], role: str, password: str, *, owner: str, what: str) -> bool:
+        """Make a store's login role exist with ``password``; return True when it was created.
+
+        A role of that name that storekeeper did not make for this store is refused.
+        The service user is made a member, which PostgreSQL 15 needs before a
+        non-superuser may give the role a database.
+        """
+        marker = self.role_marker(conn, role)
+        ident = sql.Identifier(role)
+        verifier = sql.Literal(scram_verifier(password))
+        if marker.exists and (marker.state != ROLE or (marker.owner is not None and marker.owner != owner)):
+            raise StoreError(
+                f'Cannot give {what} its own role: a role named "{role}" already exists on {self.spec.where} '
+                "and storekeeper did not make it for this store.",
+                hint=f'rename or drop that role on the server (DROP ROLE "{role}"), then run the sync again',
+                service=self.spec.name,
+            )
+        try:
+            if marker.exists:
+                conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(ident, verifier))
+            else:
+                conn.execute(
+                    sql.SQL(
+                        "CREATE ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+                        "NOBYPASSRLS PASSWORD {}"
+                    ).format(ident, verifier)
+                )
+                text = f"{MARKER_PREFIX}{ROLE} {owner}"
+                conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(text)))
+            if not self._is_member(conn, role):
+                conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(ident))
+        except pgerrors.InsufficientPrivilege as err:
+            raise StoreError(
+                f"Cannot give {what} its own role on {self.spec.where}: {first_line(err)}",
+                hint=f"storekeeper services test {self.spec.name}",
+                service=self.spec.name,
+            ) from None
+        return not marker.exists
+
+    @staticmethod
+    def _is_member(conn: psycopg.Connection[Any], role: str) -> bool:
+        row = conn.execute(
+            "SELECT rolsuper OR pg_has_role(current_user, %s, 'MEMBER') FROM pg_roles WHERE rolname = current_user",
+            (role,),
+        ).fetchone()
+        return bool(row and row[0])
+
+    def drop_role(self, conn: psycopg.Connection[Any], role: str, *, owner: str) -> bool:
+        """Drop a store's role if storekeeper made it for this store; False when there was none to drop."""
+        marker = self.role_marker(conn, role)
+        if not marker.exists or marker.state != ROLE or (marker.owner is not None and marker.owner != owner):
+            return False
+        try:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        except psycopg.Error as err:
+            raise StoreError(
+                f'Cannot drop role "{role}" on {self.spec.where}: {first_line(err)}',
+                hint=f'drop what it still owns (DROP OWNED BY "{role}" in each database), then drop the store again',
+                service=self.spec.name,
+            ) from None
+        return True
+
+    def adopt(self, conn: psycopg.Connection[Any], dbname: str, role: str) -> int:
+        """Hand a database made before store roles, and every object in it, to its store role.
+
+        Objects are moved one by one (never ``REASSIGN OWNED BY`` the service user,
+        which would hand over everything it owns on the server); objects that
+        belong to an extension keep their owner. Returns how many objects moved.
+        """
+        db = sql.Identifier(dbname)
+        ident = sql.Identifier(role)
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, ident))
+        self.restrict_connect(conn, dbname, role)
+        moved = 0
+        with self.connect(dbname) as store:
+            for kind, name in store.execute(_OWNED_OBJECTS).fetchall():
+                store.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(kind), sql.SQL(name), ident))
+                moved += 1
+        return moved
 
     def drop_database(self, conn: psycopg.Connection[Any], dbname: str, *, what: str) -> bool:
         """Lock out new connections, then drop the database even if sessions are open."""

@@ -133,6 +133,10 @@ class Setting(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: Bumped when the store is dropped, refreshed or reassigned, so cached engines are rebuilt.
     generation: Mapped[int] = mapped_column(Integer, default=1)
+    #: The store's own login role (named like its database); None: the store uses the service user.
+    role_name: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    #: Fernet token of the store role's password, never the password itself.
+    role_password: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     app: Mapped[App] = relationship(back_populates="settings", foreign_keys=[app_id])

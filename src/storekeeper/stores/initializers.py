@@ -66,7 +66,8 @@ def run_initializer(backend: PostgresBackend, target: Target, first_time: bool) 
     func = import_initializer(target)
     # One pooled connection, opened (and the dialect initialized) before waiting for the
     # module's lock; it is closed with the engine when the initializer is done.
-    engine = create_engine(backend.url(target.database), pool_size=1, max_overflow=4)
+    # As the store's own role when it has one: every object the initializer makes is the role's.
+    engine = create_engine(backend.url(target.database, login=target.login), pool_size=1, max_overflow=4)
     try:
         with engine.connect():
             pass

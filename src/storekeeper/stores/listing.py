@@ -11,7 +11,7 @@ from storekeeper.backends.names import check_name
 from storekeeper.declaration import AppClass
 from storekeeper.errors import AppError, StorekeeperError
 from storekeeper.platform import Platform
-from storekeeper.platform.models import CONNECTION, DATABASE, INITIALIZED, App, Service, Setting
+from storekeeper.platform.models import ABSENT, CONNECTION, DATABASE, INITIALIZED, App, Service, Setting
 from storekeeper.services import service_spec
 from storekeeper.stores import mode, records
 from storekeeper.stores.model import StoreInfo
@@ -58,12 +58,13 @@ def list_stores(
                 s.state,
                 s.orphaned or not app.installed,
                 s.last_error,
+                "role" if s.role_name else ("service" if s.state != ABSENT else None),
             )
             for app, s in rows
         ]
     sizes = _sizes(specs, names) if check_server else {}
     result = []
-    for pkg, name, dynamic, sid, service, spatial, initializer, state, orphaned, last_error in snapshot:
+    for pkg, name, dynamic, sid, service, spatial, initializer, state, orphaned, last_error, access in snapshot:
         database = dbname(pkg, name)
         found = sizes.get(sid) if sid is not None else None
         exists = False if sid is None else (None if found is None else database in found)
@@ -81,6 +82,7 @@ def list_stores(
                 exists=exists,
                 orphaned=orphaned,
                 last_error=last_error,
+                access=access,
                 size_bytes=found.get(database) if found else None,
             )
         )

@@ -52,8 +52,8 @@ class StoreMode(Protocol):
         """Return the target of a store this mode knows that has no setting record, or None."""
         ...
 
-    def before_engine(self, platform: Platform, target: Target) -> None:
-        """Make sure the database exists before an engine is handed out for it."""
+    def before_engine(self, platform: Platform, target: Target) -> Target:
+        """Make sure the database exists before an engine is handed out for it; return how to reach it."""
         ...
 
     def provision(self, platform: Platform, target: Target, *, refresh: bool, force_first_time: bool) -> SyncResult:

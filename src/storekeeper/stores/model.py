@@ -8,7 +8,7 @@ provisioned from targets; only the database name differs.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from storekeeper.backends import ServiceSpec
@@ -71,6 +71,8 @@ class StoreInfo:
     orphaned: bool
     last_error: str | None
     size_bytes: int | None = None
+    #: "role" (reached as its own login role) or "service" (as the service user); None: not made yet.
+    access: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +90,20 @@ class Target:
     initializer: str
     backend: str
     spec: ServiceSpec
+    #: The store's own login role and its password; None: the store is reached as the service user.
+    role: str | None = None
+    role_password: str | None = field(default=None, repr=False)
+
+    @property
+    def login(self) -> tuple[str, str] | None:
+        """The (role, password) the store is reached as, or None for the service user."""
+        if self.role is None or self.role_password is None:
+            return None
+        return (self.role, self.role_password)
+
+    def as_role(self, role: str | None, password: str | None) -> Target:
+        """Return this target reached as another login role (None: the service user)."""
+        return replace(self, role=role, role_password=password)
 
     @property
     def what(self) -> str:

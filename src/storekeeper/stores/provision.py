@@ -19,6 +19,7 @@ the test-copy side lives in :mod:`storekeeper.testing.copies`.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -76,7 +77,8 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
         state = records.read_state(platform, target.setting_id, ABSENT)  # again, now that we hold the lock
         action = "up to date"
         decision = decide(target, marker, state, refresh=refresh)
-        if decision == RECREATE:
+        target = ensure_store_role(platform, backend, conn, target)
+        if decision == RECREATE:  # the role, and its password, are kept
             engines.invalidate(target.app, target.name)
             backend.drop_database(conn, target.database, what=target.what)
             exists, action = False, "recreated"
@@ -85,7 +87,7 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
             # next sync knows the unmarked database is ours and recreates it.
             records.bump(platform, target.setting_id, state=CREATED, initialized_at=None, last_error=None)
             try:
-                backend.create_database(conn, target.database, what=target.what, owner=target.owner)
+                backend.create_database(conn, target.database, what=target.what, owner=target.owner, role=target.role)
             except Exception as err:
                 if not backend.marker(conn, target.database).exists:
                     # Nothing was made: forget the intent, or a later sync would take a database
@@ -99,6 +101,11 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
             first_time = force_first_time
             if marker.state is None or marker.owner is None:  # recorded as initialized but unmarked: adopt it
                 backend.set_marker(conn, target.database, pg.INITIALIZED, target.owner)
+            if target.role is not None and backend.database_owner(conn, target.database) != target.role:
+                # Made before stores had roles (or by a service that could not create them): hand it over.
+                engines.invalidate(target.app, target.name)
+                backend.adopt(conn, target.database, target.role)
+                records.bump(platform, target.setting_id)
             if state != INITIALIZED:
                 records.set_state(platform, target.setting_id, state=INITIALIZED, initialized_at=utcnow())
         if target.spatial:
@@ -127,6 +134,26 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
         first_time=first_time if target.initializer else None,
         seconds=time.perf_counter() - started,
     )
+
+
+def ensure_store_role(platform: Platform, backend: pg.PostgresBackend, conn: Any, target: Target) -> Target:
+    """Give a store its own login role when the service may create roles; return the target reached as it.
+
+    The role is named like the store's database. Its password is recorded
+    (encrypted) before the role is created or changed, so a crash in between
+    is repaired by the next sync, which sets the recorded password again.
+    When the service user may not create roles, the store is reached as the
+    service user, as before.
+    """
+    if not backend.can_create_roles(conn):
+        return target.as_role(None, None)
+    role = target.database
+    login = records.read_role(platform, target.setting_id)
+    if login is None or login[0] != role:
+        login = (role, pg.new_password())
+        records.set_state(platform, target.setting_id, role_name=role, role_password=platform.encrypt(login[1]))
+    backend.ensure_role(conn, role, login[1], owner=target.owner, what=target.what)
+    return target.as_role(*login)
 
 
 def _initialize(
@@ -195,8 +222,9 @@ class LiveStores:
         """Live stores all have records: there is no unrecorded one."""
         return None
 
-    def before_engine(self, platform: Platform, target: Target) -> None:
+    def before_engine(self, platform: Platform, target: Target) -> Target:
         """Nothing to do: a live store is made by a sync or create, never on demand."""
+        return target
 
     def provision(self, platform: Platform, target: Target, *, refresh: bool, force_first_time: bool) -> SyncResult:
         """Make the store exist and initialize it (the state machine above)."""
@@ -265,6 +293,7 @@ class LiveStores:
                 with backend.store_lock(target.database) as conn:
                     target.check_owner(backend.marker(conn, target.database))
                     dropped = backend.drop_database(conn, target.database, what=target.what)
+                    backend.drop_role(conn, target.database, owner=target.owner)  # only one storekeeper made
             except StorekeeperError as err:
                 audit.record_now(platform, "store.drop", f"{package}/{name}", "error", err.message)
                 raise
@@ -275,6 +304,7 @@ class LiveStores:
                     session.delete(setting)
                 else:
                     setting.state, setting.initialized_at = ABSENT, None
+                    setting.role_name = setting.role_password = None
                     setting.generation = setting.generation + 1
             audit.record(session, "store.drop", f"{package}/{name}", detail="dropped" if dropped else "did not exist")
         return True

@@ -79,6 +79,7 @@ def make_target(platform: Platform, app: App, row: Setting, database: str) -> Ta
     """Return the target that provisions ``row``'s store as database ``database``."""
     if row.service is None:
         raise SettingError.unassigned(app.package, row.name)
+    role = row.role_name if row.role_password else None
     return Target(
         app=app.package,
         name=row.name,
@@ -88,7 +89,21 @@ def make_target(platform: Platform, app: App, row: Setting, database: str) -> Ta
         initializer=row.initializer,
         backend=row.service.backend,
         spec=service_spec(platform, row.service),
+        role=role,
+        role_password=platform.decrypt(row.role_password, service=row.service.name)
+        if role and row.role_password
+        else None,
     )
+
+
+def read_role(platform: Platform, setting_id: int) -> tuple[str, str] | None:
+    """Return a store's recorded role and its password (decrypted), or None when it has none."""
+    with platform.session() as session:
+        row = session.get(Setting, setting_id)
+        if row is None or not row.role_name or not row.role_password:
+            return None
+        service = row.service.name if row.service else row.name
+        return row.role_name, platform.decrypt(row.role_password, service=service)
 
 
 def read_state(platform: Platform, setting_id: int, default: str) -> str:

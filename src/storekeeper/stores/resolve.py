@@ -61,16 +61,17 @@ def _resolve(platform: Platform, app_cls: AppClass, name: str, kind: str) -> eng
             service, generation = row.service, row.generation
         assert service is not None
         dbname = target.database if target is not None else service.maintenance_db
-        token = (service.id, service.version, generation, dbname)
+        token = (service.id, service.version, generation, dbname, target.role if target is not None else None)
         handle = cache.get(key)
         if handle is not None and handle.token == token:
             handle.expires = engines.deadline(ttl)
             return handle
         spec = target.spec if target is not None else service_spec(platform, service)
     if target is not None:
-        stores.before_engine(platform, target)
+        target = stores.before_engine(platform, target)
     backend = get_backend("postgresql", spec)
-    url = backend.url(dbname)
+    # A store is reached as its own role when it has one; a connection setting as the service user.
+    url = backend.url(dbname, login=target.login if target is not None else None)
     engine = engines.make_engine(
         spec,
         url,

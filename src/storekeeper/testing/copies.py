@@ -17,8 +17,10 @@ clone fails when anyone is connected to its template, and nobody can be.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import hmac
 import importlib.util
 import threading
 import time
@@ -85,6 +87,8 @@ def reset() -> None:
     with _lock:
         TEST_DYNAMIC.clear()
         _rebuilt.clear()
+        _roles_ready.clear()
+        _role_capable.clear()
         _options["rebuild_templates"] = False
 
 
@@ -111,10 +115,14 @@ def code_hash(initializer: str, spatial: bool) -> str:
     return h.hexdigest()
 
 
-def _clone(conn: psycopg.Connection[Any], template: str, copy: str, *, strategy: str | None, what: str) -> None:
+def _clone(
+    conn: psycopg.Connection[Any], template: str, copy: str, *, strategy: str | None, what: str, role: str | None
+) -> None:
     query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(copy), sql.Identifier(template))
     if strategy and conn.info.server_version >= 150000:
         query = sql.SQL("{} STRATEGY {}").format(query, sql.SQL(strategy))
+    if role is not None:
+        query = sql.SQL("{} OWNER {}").format(query, sql.Identifier(role))
 
     def in_use(_: BaseException) -> StoreError:
         return StoreError(
@@ -136,11 +144,60 @@ def _clone(conn: psycopg.Connection[Any], template: str, copy: str, *, strategy:
         )
     finally:
         conn.execute("SELECT pg_advisory_unlock_shared(%s)", (pg.lock_key(template),))
+    if role is not None:
+        PostgresBackend.restrict_connect(conn, copy, role)
+
+
+# -- test roles: one login role per store owns its template and every copy ----------------
+
+#: Services (host, port, user) this process asked whether their user may create roles.
+_role_capable: dict[tuple[str, int, str], bool] = {}
+#: Test roles this process has made sure exist with their password.
+_roles_ready: set[tuple[tuple[str, int, str], str, str]] = set()
+
+
+def _service_key(target: Target) -> tuple[str, int, str]:
+    return (target.spec.host, target.spec.port, target.spec.username)
+
+
+def test_login(platform: Platform, target: Target) -> tuple[str, str]:
+    """Return the login role (and its password) of a store's template and test copies.
+
+    The role is named like the template (``tpl_<package>_<store>``), so every copy,
+    on every xdist worker, is owned by the role that owns the objects cloned into
+    it. Its password is derived from the home's secret key, so nothing is recorded.
+    """
+    role = template_name(target.app, target.name)
+    digest = hmac.new(platform.config.fernet_key(), f"storekeeper-test-role:{role}".encode(), "sha256").digest()
+    return role, base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _reach(
+    platform: Platform, backend: PostgresBackend, conn: psycopg.Connection[Any] | None, target: Target
+) -> Target:
+    """Return ``target`` reached as its test role (made if needed), or as the service user when roles cannot be made."""
+    key = _service_key(target)
+    capable = _role_capable.get(key)
+    role, password = test_login(platform, target)
+    if capable is True and (key, role, password) in _roles_ready:
+        return target.as_role(role, password)
+    if capable is False:
+        return target.as_role(None, None)
+    with contextlib.ExitStack() as stack:
+        if conn is None:
+            conn = stack.enter_context(backend.connect())
+        if capable is None:
+            capable = _role_capable[key] = backend.can_create_roles(conn)
+        if not capable:
+            return target.as_role(None, None)
+        backend.ensure_role(conn, role, password, owner=target.owner, what=f"the test copies of {target.what}")
+    _roles_ready.add((key, role, password))
+    return target.as_role(role, password)
 
 
 def _wanted(target: Target) -> str:
-    """Return the marker an up-to-date template of this store carries."""
-    return TEMPLATE_MARKER + code_hash(target.initializer, target.spatial)
+    """Return the marker an up-to-date template of this store carries (who owns it is part of it)."""
+    return TEMPLATE_MARKER + code_hash(target.initializer, target.spatial) + (":role" if target.role else "")
 
 
 def ensure_template(backend: PostgresBackend, target: Target, *, rebuild: bool = False) -> str:
@@ -157,7 +214,7 @@ def ensure_template(backend: PostgresBackend, target: Target, *, rebuild: bool =
         what = f'template of store "{target.name}" of app "{target.app}" (database {template})'
         if exists:
             backend.drop_database(conn, template, what=what)
-        backend.create_database(conn, template, what=what, owner=target.owner)
+        backend.create_database(conn, template, what=what, owner=target.owner, role=target.role)
         try:
             if target.spatial:
                 backend.enable_postgis(template, what=what)
@@ -203,10 +260,13 @@ def provision_copy(
     action = "up to date"
     first_time: bool | None = None
     with backend.store_lock(target.database) as conn:
+        target = _reach(platform, backend, conn, target)
         marker = backend.marker(conn, target.database)
         target.check_owner(marker)
         exists = marker.exists
-        if exists and (fresh or refresh or marker.state != pg.INITIALIZED):
+        # A copy its test role does not own was made before test roles: it is replaced.
+        stale = exists and target.role is not None and backend.database_owner(conn, target.database) != target.role
+        if exists and (fresh or refresh or stale or marker.state != pg.INITIALIZED):
             engines.invalidate(target.app, target.name)
             if not (fresh and not dynamic_only and _discard_in_background(conn, backend, target)):
                 backend.drop_database(conn, target.database, what=target.what)
@@ -214,7 +274,7 @@ def provision_copy(
         if not exists:
             if dynamic_only:
                 # A store this test run made up: nothing to template, initialize it directly.
-                backend.create_database(conn, target.database, what=target.what, owner=target.owner)
+                backend.create_database(conn, target.database, what=target.what, owner=target.owner, role=target.role)
                 if target.spatial:
                     backend.enable_postgis(target.database, what=target.what)
                 if target.initializer:
@@ -229,7 +289,7 @@ def provision_copy(
                     template = ensure_template(backend, target)
                     made_from = backend.marker(conn, template).state
                 if not (fresh and _take_spare(conn, backend, target, made_from)):
-                    _clone(conn, template, target.database, strategy=strategy, what=target.what)
+                    _clone(conn, template, target.database, strategy=strategy, what=target.what, role=target.role)
                 if fresh:
                     _schedule_spare(backend, target, template, made_from, strategy)
             backend.set_marker(conn, target.database, pg.INITIALIZED, target.owner)
@@ -256,10 +316,12 @@ _spare_pool: ThreadPoolExecutor | None = None
 _spares: dict[str, tuple[Future[None], str | None, str, PostgresBackend]] = {}
 
 
-def _make_spare(backend: PostgresBackend, template: str, spare: str, owner: str, strategy: str | None) -> None:
+def _make_spare(
+    backend: PostgresBackend, template: str, spare: str, owner: str, strategy: str | None, role: str | None
+) -> None:
     with backend.store_lock(spare) as conn:
         backend.drop_database(conn, spare, what=f"spare copy {spare}")
-        _clone(conn, template, spare, strategy=strategy, what=f"spare copy {spare}")
+        _clone(conn, template, spare, strategy=strategy, what=f"spare copy {spare}", role=role)
         backend.set_marker(conn, spare, pg.INITIALIZED, owner)
 
 
@@ -270,7 +332,7 @@ def _schedule_spare(
     if _spare_pool is None:
         _spare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storekeeper-spare")
     spare = spare_name(target.app, target.name)
-    future = _spare_pool.submit(_make_spare, backend, template, spare, target.owner, strategy)
+    future = _spare_pool.submit(_make_spare, backend, template, spare, target.owner, strategy, target.role)
     _spares[target.database] = (future, made_from, spare, backend)
 
 
@@ -385,10 +447,28 @@ def clean(specs: list[ServiceSpec], *, templates: bool = False, packages: list[s
                     continue
                 backend.drop_database(conn, name, what=f"test database {name}")
                 dropped.append(name)
+            if templates:
+                _drop_test_roles(backend, conn, packages)
     for key in list(TEST_DYNAMIC):
         if packages is None or key[0] in packages:
             TEST_DYNAMIC.pop(key, None)
     return dropped
+
+
+def _drop_test_roles(backend: PostgresBackend, conn: psycopg.Connection[Any], packages: list[str] | None) -> None:
+    """Drop the test roles storekeeper made (``tpl_…``, marked), once their templates and copies are gone."""
+    rows = conn.execute(
+        "SELECT rolname, shobj_description(oid, 'pg_authid') FROM pg_roles "
+        "WHERE rolname ~ %s AND shobj_description(oid, 'pg_authid') LIKE %s",
+        (TEMPLATE_REGEX, f"{pg.MARKER_PREFIX}{pg.ROLE} %"),
+    ).fetchall()
+    for name, comment in rows:
+        owner = comment.partition(" ")[2]
+        if packages and owner.partition("/")[0] not in packages:
+            continue
+        with contextlib.suppress(StoreError):  # still owns a copy another run is using: left for later
+            backend.drop_role(conn, name, owner=owner)
+    _roles_ready.clear()
 
 
 def clean_all(platform: Platform, *, templates: bool = False, packages: list[str] | None = None) -> list[str]:
@@ -445,9 +525,10 @@ class TestCopies:
                 return None
             return records.make_target(platform, app, row, copy_name(package, name))
 
-    def before_engine(self, platform: Platform, target: Target) -> None:
-        """Clone the test copy if it does not exist yet (never re-runs its initializer)."""
+    def before_engine(self, platform: Platform, target: Target) -> Target:
+        """Clone the test copy if it does not exist yet (never re-runs its initializer); reach it as its test role."""
         provision_copy(platform, target, ensure_only=True)
+        return _reach(platform, get_backend(target.backend, target.spec), None, target)
 
     def provision(self, platform: Platform, target: Target, *, refresh: bool, force_first_time: bool) -> SyncResult:
         """Make the store's test copy exist, as a sync does for a live store."""

@@ -1,0 +1,207 @@
+"""A login role per store: each store is reached as its own role, which can reach no other store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors as pgerrors
+from psycopg import sql
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+
+from storekeeper import apps, services, stores
+from storekeeper.platform import Platform
+from tests.core.conftest import APP, EXAMPLE_DB, connect_to, rows
+
+TEMP_DB = "my_first_app_temp_db"
+LIMITED = "sk_limited"  # a service user with LOGIN CREATEDB and nothing else
+LIMITED_PASSWORD = "limited-pw-for-tests"
+
+
+def _login(url: URL, dbname: str | None = None) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=dbname or url.database,
+        autocommit=True,
+    )
+
+
+def _role(admin_conn: psycopg.Connection[Any], name: str) -> dict[str, Any] | None:
+    row = admin_conn.execute(
+        "SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin, shobj_description(oid, 'pg_authid') "
+        "FROM pg_roles WHERE rolname = %s",
+        (name,),
+    ).fetchone()
+    if row is None:
+        return None
+    return dict(zip(("superuser", "createdb", "createrole", "login", "comment"), row, strict=True))
+
+
+@pytest.fixture
+def synced(platform: Platform, my_first_app: type) -> type:
+    results = stores.sync_stores(platform, [APP], database="example_db")
+    assert results[0].ok, results[0].error
+    results = stores.sync_stores(platform, [APP], database="temp_db")
+    assert results[0].ok, results[0].error
+    return my_first_app
+
+
+def test_each_store_is_reached_as_its_own_least_privileged_role(
+    synced: type, admin_conn: psycopg.Connection[Any], pg_admin_url: str
+) -> None:
+    url = synced.get_persistent_store_database("example_db", as_url=True)
+    assert url.username == EXAMPLE_DB
+    role = _role(admin_conn, EXAMPLE_DB)
+    assert role == {
+        "superuser": False,
+        "createdb": False,
+        "createrole": False,
+        "login": True,
+        "comment": f"storekeeper:role {APP}/example_db",
+    }
+    owner = admin_conn.execute(
+        "SELECT pg_get_userbyid(datdba), datacl::text FROM pg_database WHERE datname = %s", (EXAMPLE_DB,)
+    ).fetchone()
+    assert owner is not None and owner[0] == EXAMPLE_DB
+    assert "=Tc/" not in owner[1] and "=c/" not in owner[1]  # PUBLIC may not connect
+    # The initializer ran as the store's role: what it made is the role's.
+    tables = rows(pg_admin_url, EXAMPLE_DB, "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'")
+    assert sorted(tables) == [("init_log", EXAMPLE_DB), ("stream_gages", EXAMPLE_DB)]
+    with synced.get_persistent_store_database("example_db").connect() as conn:
+        assert conn.execute(text("SELECT current_user")).scalar_one() == EXAMPLE_DB
+        assert conn.execute(text("SELECT count(*) FROM stream_gages")).scalar_one() == 2
+
+
+def test_a_store_role_cannot_reach_or_drop_another_store(synced: type, admin_conn: psycopg.Connection[Any]) -> None:
+    url = synced.get_persistent_store_database("example_db", as_url=True)
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        _login(url, TEMP_DB).close()  # another store of the same app
+    with _login(url) as conn:
+        for statement in (
+            sql.SQL("DROP DATABASE {}").format(sql.Identifier(TEMP_DB)),
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(TEMP_DB)),
+            sql.SQL("CREATE DATABASE {}").format(sql.Identifier("my_first_app_sneaky")),
+            sql.SQL("CREATE ROLE {}").format(sql.Identifier("sneaky")),
+        ):
+            with pytest.raises(pgerrors.InsufficientPrivilege):
+                conn.execute(statement)
+    assert admin_conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TEMP_DB,)).fetchone()
+    # ...and the other store's role cannot reach this one either.
+    other = synced.get_persistent_store_database("temp_db", as_url=True)
+    assert other.username == TEMP_DB
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        _login(other, EXAMPLE_DB).close()
+
+
+def test_refresh_keeps_the_role_and_drop_removes_it(
+    platform: Platform, synced: type, admin_conn: psycopg.Connection[Any]
+) -> None:
+    before = synced.get_persistent_store_database("example_db", as_url=True)
+    result = stores.sync_stores(platform, [APP], database="example_db", refresh=True)[0]
+    assert result.ok and result.action == "recreated"
+    after = synced.get_persistent_store_database("example_db", as_url=True)
+    assert (after.username, after.password) == (before.username, before.password)
+    with _login(after) as conn:
+        assert conn.execute("SELECT count(*) FROM stream_gages").fetchone() == (2,)
+    stores.drop_store(platform, APP, "example_db")
+    assert _role(admin_conn, EXAMPLE_DB) is None
+    listed = {s.name: s for s in stores.list_stores(platform, APP)}
+    assert listed["example_db"].access is None and listed["temp_db"].access == "role"
+
+
+def test_a_role_of_the_same_name_not_made_by_storekeeper_is_refused(
+    platform: Platform, my_first_app: type, admin_conn: psycopg.Connection[Any]
+) -> None:
+    admin_conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(EXAMPLE_DB)))
+    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(EXAMPLE_DB)))
+    try:
+        result = stores.sync_stores(platform, [APP], database="example_db")[0]
+        assert not result.ok
+        assert f'role named "{EXAMPLE_DB}" already exists' in (result.error or "")
+        assert "DROP ROLE" in (result.hint or "")
+        assert admin_conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EXAMPLE_DB,)).fetchone() is None
+    finally:
+        admin_conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(EXAMPLE_DB)))
+
+
+@pytest.fixture
+def limited_service(platform: Platform, service: str, pg_admin_url: str) -> Iterator[str]:
+    """Service "limited": a user with LOGIN CREATEDB only (no CREATEROLE), on the test server."""
+    u = make_url(pg_admin_url)
+    with connect_to(pg_admin_url, "postgres") as conn:
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(LIMITED)))
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(
+                sql.Identifier(LIMITED), sql.Literal(LIMITED_PASSWORD)
+            )
+        )
+    services.create_service(
+        platform,
+        name="limited",
+        host=u.host or "127.0.0.1",
+        port=u.port or 5432,
+        username=LIMITED,
+        password=LIMITED_PASSWORD,
+    )
+    yield "limited"
+    with connect_to(pg_admin_url, "postgres") as conn:
+        for (name,) in conn.execute(
+            "SELECT datname FROM pg_database WHERE pg_get_userbyid(datdba) = %s", (LIMITED,)
+        ).fetchall():
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(LIMITED)))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(LIMITED)))
+
+
+def test_a_service_that_cannot_create_roles_falls_back_to_the_service_user(
+    platform: Platform, my_first_app: type, limited_service: str
+) -> None:
+    apps.assign_service(platform, APP, "example_db", limited_service)
+    assert stores.sync_stores(platform, [APP], database="example_db")[0].ok
+    url = my_first_app.get_persistent_store_database("example_db", as_url=True)
+    assert url.username == LIMITED
+    listed = {s.name: s for s in stores.list_stores(platform, APP)}
+    assert listed["example_db"].access == "service"
+
+
+def test_the_next_sync_moves_a_store_made_without_a_role_to_its_own_role(
+    platform: Platform, my_first_app: type, limited_service: str, pg_admin_url: str
+) -> None:
+    apps.assign_service(platform, APP, "example_db", limited_service)
+    assert stores.sync_stores(platform, [APP], database="example_db")[0].ok
+    with my_first_app.get_persistent_store_database("example_db").begin() as conn:
+        conn.execute(text("CREATE VIEW gage_values AS SELECT value FROM stream_gages"))
+        conn.execute(
+            text("CREATE FUNCTION gage_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM stream_gages'")
+        )
+        conn.execute(text("CREATE TYPE gage_kind AS ENUM ('river', 'lake')"))
+    # The operator lets the service user create roles; the next sync hands the store to its role.
+    with connect_to(pg_admin_url, "postgres") as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} CREATEROLE").format(sql.Identifier(LIMITED)))
+    result = stores.sync_stores(platform, [APP], database="example_db")[0]
+    assert result.ok and result.first_time is False, result.error
+    owners = rows(
+        pg_admin_url,
+        EXAMPLE_DB,
+        "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v', 'S')",
+    )
+    assert owners and {owner for _, owner in owners} == {EXAMPLE_DB}
+    assert rows(
+        pg_admin_url, EXAMPLE_DB, "SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'gage_count'"
+    ) == [(EXAMPLE_DB,)]
+    assert rows(
+        pg_admin_url, EXAMPLE_DB, "SELECT pg_get_userbyid(typowner) FROM pg_type WHERE typname = 'gage_kind'"
+    ) == [(EXAMPLE_DB,)]
+    url = my_first_app.get_persistent_store_database("example_db", as_url=True)
+    assert url.username == EXAMPLE_DB
+    with my_first_app.get_persistent_store_database("example_db").begin() as conn:
+        assert conn.execute(text("SELECT gage_count()")).scalar_one() == 2
+        conn.execute(text("INSERT INTO stream_gages (latitude, longitude, value) VALUES (1, 2, 3)"))
+    assert {s.name: s for s in stores.list_stores(platform, APP)}["example_db"].access == "role"
