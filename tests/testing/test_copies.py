@@ -20,7 +20,8 @@ INIT = "my_first_app.model.init_example_db"
 
 
 def _template_comment() -> str:
-    return f"storekeeper:template:{copies.code_hash(INIT, False)} my_first_app/example_db"
+    """The marker of an up-to-date template owned by its test role (the test server's user may create roles)."""
+    return f"storekeeper:template:{copies.code_hash(INIT, False)}:role my_first_app/example_db"
 
 
 def _new_copy() -> None:
@@ -66,7 +67,7 @@ def test_template_is_rebuilt_when_the_apps_code_changes(
     monkeypatch.setattr(copies, "code_hash", lambda initializer, spatial: "changedcode")
     _new_copy()
     assert database_oid(admin_conn, TEMPLATE) != oid
-    assert database_comment(admin_conn, TEMPLATE) == "storekeeper:template:changedcode my_first_app/example_db"
+    assert database_comment(admin_conn, TEMPLATE) == "storekeeper:template:changedcode:role my_first_app/example_db"
     rebuilt = database_oid(admin_conn, TEMPLATE)
     _new_copy()
     assert database_oid(admin_conn, TEMPLATE) == rebuilt
@@ -166,3 +167,23 @@ def test_fresh_copy_works_after_another_run_cleaned_up_the_spare(
     assert copies_left(admin_conn) == []
     _new_copy()
     assert gage_values(pg_admin_url, COPY) == [1, 2]
+
+
+def test_a_copy_is_owned_by_its_test_role_which_can_write_but_reach_nothing_else(
+    testing: type, admin_conn: psycopg.Connection, pg_admin_url: str
+) -> None:
+    _new_copy()
+    url = testing.get_persistent_store_database("example_db", as_url=True)
+    assert (url.database, url.username) == (COPY, TEMPLATE)  # the template's role owns every copy
+    owner = admin_conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (COPY,)).fetchone()
+    assert owner == (TEMPLATE,)
+    from sqlalchemy import text
+
+    with testing.get_persistent_store_database("example_db").begin() as conn:
+        assert conn.execute(text("SELECT current_user")).scalar_one() == TEMPLATE
+        conn.execute(text("INSERT INTO stream_gages (latitude, longitude, value) VALUES (1, 2, 3)"))
+        assert conn.execute(text("SELECT count(*) FROM stream_gages")).scalar_one() == 3
+    # The test role reaches neither the live store nor the template.
+    for other in ("my_first_app_example_db", TEMPLATE):
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(host=url.host, port=url.port, user=url.username, password=url.password, dbname=other)
