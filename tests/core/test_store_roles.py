@@ -205,3 +205,24 @@ def test_the_next_sync_moves_a_store_made_without_a_role_to_its_own_role(
         assert conn.execute(text("SELECT gage_count()")).scalar_one() == 2
         conn.execute(text("INSERT INTO stream_gages (latitude, longitude, value) VALUES (1, 2, 3)"))
     assert {s.name: s for s in stores.list_stores(platform, APP)}["example_db"].access == "role"
+
+
+def test_a_store_role_cannot_take_or_stall_storekeepers_locks(platform: Platform, synced: type) -> None:
+    import threading
+
+    from storekeeper.backends.postgresql import COORDINATION_DB, lock_key
+
+    url = synced.get_persistent_store_database("example_db", as_url=True)
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        _login(url, COORDINATION_DB).close()
+    # Where the locks used to live, anyone may still connect: holding a key there stalls nothing now.
+    with _login(url, "postgres") as squatter:
+        assert squatter.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(TEMP_DB),)).fetchone() == (True,)
+        results: list[Any] = []
+        worker = threading.Thread(
+            target=lambda: results.extend(stores.sync_stores(platform, [APP], database="temp_db", refresh=True))
+        )
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "the sync waited on a lock a store role holds"
+    assert results and results[0].ok and results[0].action == "recreated"

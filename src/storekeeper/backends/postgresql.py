@@ -45,6 +45,11 @@ INITIALIZED = "initialized"
 ROLE = "role"
 #: SCRAM-SHA-256 iterations of the verifiers we send (PostgreSQL's default).
 SCRAM_ITERATIONS = 4096
+#: Where storekeeper takes its advisory locks: a database no store role may connect to. The
+#: hyphen keeps its name apart from every store's (letters, digits and _ only).
+COORDINATION_DB = "storekeeper-coordination"
+#: (host, port, service user) -> the database this process locks in on that server.
+_coordination: dict[tuple[str, int, str], str] = {}
 #: How long a sync waits for another process working on the same store.
 LOCK_TIMEOUT_MS = 10 * 60 * 1000
 
@@ -435,15 +440,54 @@ class PostgresBackend:
                     service=self.spec.name,
                 ) from None
 
+    # -- coordination ----------------------------------------------------------------
+
+    def coordination_connect(self) -> psycopg.Connection[Any]:
+        """Open an autocommit connection to the database storekeeper takes its advisory locks in.
+
+        That is :data:`COORDINATION_DB`, made on first use with CONNECT revoked from
+        PUBLIC, so no store role can connect to it and hold (or wait on) another
+        store's lock. A service user that may neither make it nor connect to it
+        locks in the maintenance database, as every process of that service then does.
+        """
+        key = (self.spec.host, self.spec.port, self.spec.username)
+        dbname = _coordination.get(key)
+        if dbname is not None:
+            try:
+                return self.connect(dbname)
+            except ServiceError:
+                _coordination.pop(key, None)  # the server was replaced, or the database dropped: prepare again
+        dbname = _coordination[key] = self._prepare_coordination()
+        return self.connect(dbname)
+
+    def _prepare_coordination(self) -> str:
+        with self.connect() as conn:
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (COORDINATION_DB,)).fetchone()
+            if found is None:
+                try:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(COORDINATION_DB)))
+                except pgerrors.DuplicateDatabase:
+                    pass  # another process made it first
+                except pgerrors.InsufficientPrivilege:
+                    return self.spec.maintenance_db
+                else:
+                    ident = sql.Identifier(COORDINATION_DB)
+                    conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
+                    text = sql.Literal(f"{MARKER_PREFIX}coordination")
+                    conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, text))
+            row = conn.execute("SELECT has_database_privilege(%s, 'CONNECT')", (COORDINATION_DB,)).fetchone()
+        return COORDINATION_DB if row and row[0] else self.spec.maintenance_db
+
     @contextmanager
     def store_lock(self, dbname: str) -> Iterator[psycopg.Connection[Any]]:
-        """Hold a session advisory lock on a store's name, in the maintenance database.
+        """Hold a session advisory lock on a store's name, in the coordination database.
 
         Advisory locks are per database, and the store's own database may not
         exist yet (or is about to be dropped), so every process takes the lock
-        in the maintenance database. The yielded connection is the one holding it.
+        in the one database no store role can reach. The yielded connection is
+        the one holding it.
         """
-        conn = self.connect()
+        conn = self.coordination_connect()
         try:
             conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{LOCK_TIMEOUT_MS}ms")))
             try:
@@ -479,6 +523,8 @@ class PostgresBackend:
             "superuser": bool(superuser),
             "can_create_database": bool(superuser or createdb),
             "can_create_role": bool(superuser or createrole),
+            # Each store gets its own login role when the service user may create roles.
+            "store_access": "role per store" if (superuser or createrole) else "service user",
             "postgis_available": postgis is not None,
             "postgis_version": postgis,
             # PostGIS is not a trusted extension: only a superuser may create it.

@@ -101,8 +101,13 @@ def settings_list(app: AppArg, as_json: JsonOpt = False) -> None:
     infos = apps.list_settings(platform(), app)
     if as_json:
         render.json_out(infos)
-    else:
-        render.table([s.to_dict() for s in infos], SETTING_COLUMNS, empty="No persistent store settings.")
+        return
+    render.table([s.to_dict() for s in infos], SETTING_COLUMNS, empty="No persistent store settings.")
+    if any(s.kind == "connection" and s.service for s in infos):
+        render.out.print(
+            "Connection settings connect as their service's user (a server-level socket, by design); "
+            "each store is reached as its own role when the service may create roles (storekeeper stores list)."
+        )
 
 
 @app_settings_cli.command("set")

@@ -181,6 +181,7 @@ def test(name: Annotated[str, typer.Argument(help="Service name.")], as_json: Js
             "superuser": report["superuser"],
             "CREATE DATABASE": report["can_create_database"],
             "CREATE ROLE": report["can_create_role"],
+            "stores reached as": report["store_access"],
             "CREATE EXTENSION postgis": report["can_create_postgis"],
             "PostGIS available": report["postgis_version"] or False,
             "max_connections": report["max_connections"],
@@ -191,5 +192,11 @@ def test(name: Annotated[str, typer.Argument(help="Service name.")], as_json: Js
     )
     if not report["can_create_database"]:
         render.warn("this user cannot create stores: ALTER ROLE ... CREATEDB on the server")
+    if not report["can_create_role"]:
+        render.warn(
+            "this user cannot create roles, so every store on it is reached as this user and one app's store "
+            "can reach another's: ALTER ROLE ... CREATEROLE on the server, then storekeeper syncstores --all "
+            "gives each store its own role"
+        )
     if not report["can_create_postgis"]:
         render.warn("spatial stores need PostGIS installed and a superuser service user")

@@ -35,7 +35,12 @@ def list_(
         render.json_out(infos)
         return
     rows = [
-        {**i.to_dict(), "size": _size(i.size_bytes), "exists": "unknown" if i.exists is None else i.exists}
+        {
+            **i.to_dict(),
+            "size": _size(i.size_bytes),
+            "exists": "unknown" if i.exists is None else i.exists,
+            "access": {"role": "own role", "service": "service user"}.get(i.access or "", "-"),
+        }
         for i in infos
     ]
     render.table(
@@ -49,6 +54,7 @@ def list_(
             ("spatial", "Spatial"),
             ("exists", "Exists"),
             ("initialized", "Initialized"),
+            ("access", "Reached as"),
             ("size", "Size"),
             ("orphaned", "Orphaned"),
         ],

@@ -79,7 +79,7 @@ def _claim_run(apps: list[str]) -> None:
         return  # no platform yet: nothing to share
     for spec in specs:
         try:
-            conn = PostgresBackend(spec).connect()
+            conn = PostgresBackend(spec).coordination_connect()
         except StorekeeperError:
             continue  # unreachable: nothing can be shared there now
         _claims.append(conn)

@@ -86,6 +86,10 @@ class ServiceTestOut(BaseModel):
     superuser: bool
     can_create_database: bool
     can_create_role: bool
+    store_access: Literal["role per store", "service user"] = Field(
+        description="How apps reach stores on this service: each as its own login role, or (when the service "
+        "user may not create roles) all as the service user."
+    )
     postgis_available: bool
     postgis_version: str | None
     can_create_postgis: bool
@@ -173,6 +177,9 @@ class StoreOut(_Out):
     orphaned: bool
     last_error: str | None
     size_bytes: int | None
+    access: Literal["role", "service"] | None = Field(
+        None, description="Reached as its own login role, or as the service user; null when not made yet."
+    )
 
 
 class StoreCreate(BaseModel):
