@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -68,8 +69,20 @@ _lock = threading.RLock()
 build_lock = threading.RLock()
 
 
-def make_engine(spec: ServiceSpec, url: URL, *, application: str, idle_timeout: int) -> Engine:
-    """Create a pooled engine for a store with the service's pool size."""
+def make_engine(
+    spec: ServiceSpec,
+    url: URL,
+    *,
+    application: str,
+    idle_timeout: int,
+    passwords: Callable[[], list[str]] | None = None,
+) -> Engine:
+    """Create a pooled engine for a store with the service's pool size.
+
+    ``passwords`` (if given) returns the passwords the login may have right now;
+    a connect that fails tries each other one once, so a password rotated by
+    another process costs no failed request (see :mod:`storekeeper.stores.roles`).
+    """
     connect_args: dict[str, Any] = {"connect_timeout": spec.connect_timeout, "application_name": application[:63]}
     if idle_timeout > 0:
         connect_args["options"] = f"-c idle_session_timeout={(idle_timeout + _SERVER_IDLE_MARGIN) * 1000}"
@@ -83,7 +96,27 @@ def make_engine(spec: ServiceSpec, url: URL, *, application: str, idle_timeout: 
     )
     if idle_timeout > 0:
         _close_idle(engine, idle_timeout)
+    if passwords is not None:
+        _follow_rotation(engine, passwords)
     return engine
+
+
+def _follow_rotation(engine: Engine, passwords: Callable[[], list[str]]) -> None:
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.OperationalError as first:
+            tried = cparams.get("password")
+            for candidate in passwords():
+                if candidate and candidate != tried:
+                    try:
+                        connection = dialect.connect(*cargs, **{**cparams, "password": candidate})
+                    except dialect.loaded_dbapi.OperationalError:
+                        continue
+                    cparams["password"] = candidate  # the pool's later connects use it too
+                    return connection
+            raise first
 
 
 def _close_idle(engine: Engine, idle_timeout: int) -> None:

@@ -355,6 +355,18 @@ class PostgresBackend:
             ) from None
         return not marker.exists
 
+    def set_role_password(self, conn: psycopg.Connection[Any], role: str, password: str, *, what: str) -> None:
+        """Give a role a new password, sent as a SCRAM verifier (the server never sees the password)."""
+        verifier = sql.Literal(scram_verifier(password))
+        try:
+            conn.execute(sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(sql.Identifier(role), verifier))
+        except psycopg.Error as err:
+            raise StoreError(
+                f'Cannot change the password of role "{role}" of {what} on {self.spec.where}: {first_line(err)}',
+                hint=f"storekeeper services test {self.spec.name}",
+                service=self.spec.name,
+            ) from None
+
     @staticmethod
     def _is_member(conn: psycopg.Connection[Any], role: str) -> bool:
         row = conn.execute(

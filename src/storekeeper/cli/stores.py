@@ -102,3 +102,30 @@ def drop(
     confirm(f'Drop store "{name}" of app "{app}" and all its data', yes)
     stores.drop_store(p, app, name)
     render.ok(f"{app}/{name} dropped")
+
+
+@stores_cli.command("rotate-credentials")
+def rotate_credentials(
+    app: Annotated[str, typer.Argument(help="App package.")],
+    database: Annotated[str | None, typer.Option("--database", "-d", help="Only this store.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give an app's store roles new passwords; running apps pick them up with no failed request."""
+    from storekeeper import stores
+
+    results = stores.rotate_credentials(platform(), app, database=database)
+    failed = [r for r in results if not r.ok]
+    if as_json:
+        render.json_out({"ok": not failed, "results": results})
+    else:
+        for r in results:
+            if r.ok:
+                render.ok(f"{r.app}/{r.store}: {r.action}" + (f" (role {r.role})" if r.role else ""))
+            else:
+                render.error(
+                    f"{r.app}/{r.store}: {r.error}", f"storekeeper stores rotate-credentials {app} --database {r.store}"
+                )
+        if not results:
+            render.out.print("No stores to rotate (the app declares no database settings).")
+    if failed:
+        raise typer.Exit(1)

@@ -77,6 +77,8 @@ class Service(Base):
     username: Mapped[str] = mapped_column(String(63))
     #: Fernet token of the password, never the password itself.
     password_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: A new password being rotated in (recorded before the server is told; promoted after).
+    password_pending: Mapped[str | None] = mapped_column(Text, nullable=True)
     maintenance_db: Mapped[str] = mapped_column(String(63), default="postgres")
     sslmode: Mapped[str | None] = mapped_column(String(20), nullable=True)
     connect_timeout: Mapped[int] = mapped_column(Integer, default=10)
@@ -137,6 +139,8 @@ class Setting(Base):
     role_name: Mapped[str | None] = mapped_column(String(63), nullable=True)
     #: Fernet token of the store role's password, never the password itself.
     role_password: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: A new password being rotated in (recorded before the server is told; promoted after).
+    role_password_pending: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     app: Mapped[App] = relationship(back_populates="settings", foreign_keys=[app_id])

@@ -10,6 +10,7 @@ The functions here are the core's store API, which the CLI, the portal and
 :mod:`~.initializers`         finding and running ``init(engine, first_time)``
 :mod:`~.mode`                 live stores or test copies: the one seam for testing
 :mod:`~.resolve`              engines by name (the cold side of the hot path)
+:mod:`~.roles`                each store's own login role; rotating its password
 :mod:`~.sync`                 sync, create and drop in the current mode
 :mod:`~.listing`              which stores exist
 ============================  ===================================================
@@ -21,10 +22,12 @@ from storekeeper.stores.listing import connection_names, existing_store_names, l
 from storekeeper.stores.mode import StoreMode, testing_mode
 from storekeeper.stores.model import DEFAULT_JOBS, StoreInfo, SyncResult, Target
 from storekeeper.stores.resolve import resolve
+from storekeeper.stores.roles import RotationResult, rotate_credentials
 from storekeeper.stores.sync import create_store, drop_store, sync_stores
 
 __all__ = [
     "DEFAULT_JOBS",
+    "RotationResult",
     "StoreInfo",
     "StoreMode",
     "SyncResult",
@@ -35,6 +38,7 @@ __all__ = [
     "existing_store_names",
     "list_stores",
     "resolve",
+    "rotate_credentials",
     "store_exists",
     "sync_stores",
     "testing_mode",

@@ -19,7 +19,6 @@ the test-copy side lives in :mod:`storekeeper.testing.copies`.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -33,7 +32,7 @@ from storekeeper.errors import InitializerError, StoreError, StorekeeperError
 from storekeeper.platform import Platform
 from storekeeper.platform.models import ABSENT, CREATED, DATABASE, FAILED, INITIALIZED, App, Setting, utcnow
 from storekeeper.retry import retry
-from storekeeper.stores import records
+from storekeeper.stores import records, roles
 from storekeeper.stores.initializers import run_initializer
 from storekeeper.stores.model import SyncResult, Target
 
@@ -77,7 +76,7 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
         state = records.read_state(platform, target.setting_id, ABSENT)  # again, now that we hold the lock
         action = "up to date"
         decision = decide(target, marker, state, refresh=refresh)
-        target = ensure_store_role(platform, backend, conn, target)
+        target = roles.ensure_store_role(platform, backend, conn, target)
         if decision == RECREATE:  # the role, and its password, are kept
             engines.invalidate(target.app, target.name)
             backend.drop_database(conn, target.database, what=target.what)
@@ -134,26 +133,6 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
         first_time=first_time if target.initializer else None,
         seconds=time.perf_counter() - started,
     )
-
-
-def ensure_store_role(platform: Platform, backend: pg.PostgresBackend, conn: Any, target: Target) -> Target:
-    """Give a store its own login role when the service may create roles; return the target reached as it.
-
-    The role is named like the store's database. Its password is recorded
-    (encrypted) before the role is created or changed, so a crash in between
-    is repaired by the next sync, which sets the recorded password again.
-    When the service user may not create roles, the store is reached as the
-    service user, as before.
-    """
-    if not backend.can_create_roles(conn):
-        return target.as_role(None, None)
-    role = target.database
-    login = records.read_role(platform, target.setting_id)
-    if login is None or login[0] != role:
-        login = (role, pg.new_password())
-        records.set_state(platform, target.setting_id, role_name=role, role_password=platform.encrypt(login[1]))
-    backend.ensure_role(conn, role, login[1], owner=target.owner, what=target.what)
-    return target.as_role(*login)
 
 
 def _initialize(

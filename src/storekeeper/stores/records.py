@@ -96,14 +96,15 @@ def make_target(platform: Platform, app: App, row: Setting, database: str) -> Ta
     )
 
 
-def read_role(platform: Platform, setting_id: int) -> tuple[str, str] | None:
-    """Return a store's recorded role and its password (decrypted), or None when it has none."""
+def read_role(platform: Platform, setting_id: int) -> tuple[str, str, str | None] | None:
+    """Return a store's recorded role, its password and a pending new one (decrypted), or None."""
     with platform.session() as session:
         row = session.get(Setting, setting_id)
         if row is None or not row.role_name or not row.role_password:
             return None
         service = row.service.name if row.service else row.name
-        return row.role_name, platform.decrypt(row.role_password, service=service)
+        pending = platform.decrypt(row.role_password_pending, service=service) if row.role_password_pending else None
+        return row.role_name, platform.decrypt(row.role_password, service=service), pending
 
 
 def read_state(platform: Platform, setting_id: int, default: str) -> str:

@@ -15,7 +15,7 @@ from storekeeper.errors import SettingError, StoreError
 from storekeeper.platform import Platform
 from storekeeper.platform.models import ABSENT, DATABASE, FAILED, INITIALIZED, Service, Setting
 from storekeeper.services import service_spec
-from storekeeper.stores import mode, records
+from storekeeper.stores import mode, records, roles
 from storekeeper.stores.model import Target
 from storekeeper.stores.provision import LIVE
 
@@ -72,11 +72,16 @@ def _resolve(platform: Platform, app_cls: AppClass, name: str, kind: str) -> eng
     backend = get_backend("postgresql", spec)
     # A store is reached as its own role when it has one; a connection setting as the service user.
     url = backend.url(dbname, login=target.login if target is not None else None)
+    passwords = None
+    if target is not None and target.role is not None and target.setting_id >= 0 and stores.records:
+        setting_id = target.setting_id
+        passwords = lambda: roles.login_candidates(platform, setting_id)  # noqa: E731
     engine = engines.make_engine(
         spec,
         url,
         application=f"storekeeper:{app_cls.package}",
         idle_timeout=platform.config.engines_idle_timeout_seconds,
+        passwords=passwords,
     )
     handle = engines.Handle(engine=engine, url=url, token=token, expires=engines.deadline(ttl), service=spec.name)
     return engines.install(cache, key, handle)

@@ -182,6 +182,18 @@ class StoreOut(_Out):
     )
 
 
+class RotationOut(_Out):
+    """What rotating one store's role password did (never the password)."""
+
+    app: str
+    store: str
+    role: str | None
+    action: str
+    ok: bool
+    error: str | None
+    seconds: float
+
+
 class StoreCreate(BaseModel):
     """A dynamic store to create through one of the app's connection settings (idempotent)."""
 

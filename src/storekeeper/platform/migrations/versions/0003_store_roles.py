@@ -1,4 +1,4 @@
-"""stores: each store's own login role (name and encrypted password)
+"""stores: each store's own login role (name, encrypted password); pending passwords for rotation
 
 Revision ID: 0003
 Revises: 0002
@@ -22,10 +22,16 @@ def upgrade() -> None:
     with op.batch_alter_table("settings") as batch:
         batch.add_column(sa.Column("role_name", sa.String(length=63), nullable=True))
         batch.add_column(sa.Column("role_password", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("role_password_pending", sa.Text(), nullable=True))
+    with op.batch_alter_table("services") as batch:
+        batch.add_column(sa.Column("password_pending", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
     """Remove the store role columns."""
+    with op.batch_alter_table("services") as batch:
+        batch.drop_column("password_pending")
     with op.batch_alter_table("settings") as batch:
+        batch.drop_column("role_password_pending")
         batch.drop_column("role_password")
         batch.drop_column("role_name")

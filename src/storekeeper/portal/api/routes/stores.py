@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from storekeeper import stores
-from storekeeper.portal.api.models import StoreCreate, StoreOut, SyncResultOut
+from storekeeper.portal.api.models import RotationOut, StoreCreate, StoreOut, SyncResultOut
 from storekeeper.portal.deps import AdminDep, CurrentUser, PlatformDep
 
 router = APIRouter(prefix="/apps/{app}/stores", tags=["stores"])
@@ -31,6 +31,12 @@ def create_store(app: str, body: StoreCreate, response: Response, platform: Plat
     )
     response.headers["Location"] = f"/api/v1/apps/{app}/stores/{body.name}"
     return SyncResultOut.of(result)
+
+
+@router.post("/rotate-credentials", response_model=list[RotationOut])
+def rotate_credentials(app: str, platform: PlatformDep, _: AdminDep, database: str | None = None) -> list[RotationOut]:
+    """Give the app's store roles (or one store's, ``?database=NAME``) new passwords; no request fails meanwhile."""
+    return [RotationOut.model_validate(r) for r in stores.rotate_credentials(platform, app, database=database)]
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
