@@ -156,3 +156,11 @@ def register_service(config: Config, platform: Any, name: str = "local") -> str:
     else:
         services.update_service(platform, name, host=host, port=port, username=username, password=password)
     return name
+
+
+def follow_rotation(config: Config, old: str | None, new: str) -> bool:
+    """After a service's password was rotated: if it was the local server's, record the new one; True if so."""
+    if old is None or _password(config) != old:
+        return False
+    set_values(config.home, {"local.password": Fernet(config.fernet_key()).encrypt(new.encode()).decode()})
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from storekeeper import audit
 from storekeeper.backends import BACKENDS, ServiceSpec, get_backend
 from storekeeper.backends.names import check_service_name
+from storekeeper.backends.postgresql import new_password as pg_new_password
 from storekeeper.errors import ServiceError
 from storekeeper.platform import Platform
 from storekeeper.platform.models import App, Service, Setting
@@ -329,7 +331,56 @@ def service_spec(platform: Platform, svc: Service) -> ServiceSpec:
         pool_size=svc.pool_size,
         driver=svc.driver,
         version=svc.version,
+        pending_password=platform.decrypt(svc.password_pending, service=svc.name) if svc.password_pending else None,
     )
+
+
+def password_candidates(platform: Platform, service_id: int) -> list[str]:
+    """Return the passwords a service user may have right now: the recorded one, then a pending one."""
+    with platform.session() as session:
+        svc = session.get(Service, service_id)
+        if svc is None:
+            return []
+        spec = service_spec(platform, svc)
+    return [p for p in (spec.password, spec.pending_password) if p]
+
+
+def rotate_password(
+    platform: Platform, name: str, *, on_rotated: Callable[[str | None, str], object] | None = None
+) -> ServiceInfo:
+    """Give a service's user a new password; processes holding the old one re-read it on their next login.
+
+    The new password is recorded as pending before the server is told (as a
+    SCRAM verifier), then promoted, so a crash at any point is finished by
+    running the command again. ``on_rotated(old, new)`` lets the caller update
+    another copy of the password (the local server's, in the config).
+    """
+    with platform.session() as session:
+        svc = _get(session, name)
+        spec = service_spec(platform, svc)
+        backend_name = svc.backend
+        # A rotation a crash left pending is finished with its own password, not a new one.
+        new = spec.pending_password or pg_new_password()
+        svc.password_pending = platform.encrypt(new)
+    backend = get_backend(backend_name, spec)
+    try:
+        with backend.connect() as conn:
+            backend.set_own_password(conn, new)
+    except ServiceError as err:
+        audit.record_now(platform, "service.rotate", name, "error", err.message)
+        raise
+    with platform.session() as session:
+        svc = _get(session, name)
+        svc.password_encrypted, svc.password_pending = platform.encrypt(new), None
+        svc.version += 1
+        audit.record(session, "service.rotate", name, detail="password rotated")
+        info = _info(session, svc)
+    from storekeeper import engines
+
+    engines.invalidate_service(name)
+    if on_rotated is not None:
+        on_rotated(spec.password, new)
+    return info
 
 
 def service_specs(platform: Platform) -> list[ServiceSpec]:

@@ -145,3 +145,61 @@ def test_rotate_credentials_cli_reports_each_store_and_skips_those_without_a_rol
     assert "password" not in proc.stdout.lower()
     unknown = run_cli("stores", "rotate-credentials", "no_such_app")
     assert unknown.returncode != 0 and "storekeeper apps list" in unknown.stdout + unknown.stderr
+
+
+ROTATOR = "sk_rotator"
+
+
+@pytest.fixture
+def rotator_service(platform: Platform, service: str, pg_admin_url: str) -> Any:
+    """Service "rot": a user with exactly LOGIN CREATEDB CREATEROLE, whose password the test rotates."""
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    from storekeeper import services
+
+    u = make_url(pg_admin_url)
+    with connect_to(pg_admin_url, "postgres") as conn:
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROTATOR)))
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD 'first-pw'").format(sql.Identifier(ROTATOR))
+        )
+    services.create_service(
+        platform, name="rot", host=u.host or "127.0.0.1", port=u.port or 5432, username=ROTATOR, password="first-pw"
+    )
+    yield "rot"
+    with connect_to(pg_admin_url, "postgres") as conn:
+        for (name,) in conn.execute(
+            "SELECT datname FROM pg_database WHERE pg_get_userbyid(datdba) = %s", (ROTATOR,)
+        ).fetchall():
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(ROTATOR)))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROTATOR)))
+
+
+def test_service_password_rotation_keeps_connections_working_and_refuses_the_old_password(
+    platform: Platform, my_first_app: type, rotator_service: str, pg_admin_url: str, run_cli: Any
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    from storekeeper import apps, services
+
+    apps.assign_service(platform, APP, "primary", rotator_service)
+    apps.assign_service(platform, APP, "example_db", rotator_service)
+    assert stores.sync_stores(platform, [APP], database="example_db")[0].ok  # a store role made by this user
+    engine = my_first_app.get_persistent_store_connection("primary")  # holds "first-pw"
+    proc = run_cli("services", "rotate-password", rotator_service, "--yes", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "first-pw" not in proc.stdout + proc.stderr
+    engine.dispose()
+    with engine.connect() as conn:  # a fresh login with the old password in hand: re-read, no failure
+        assert conn.execute(text("SELECT current_user")).scalar_one() == ROTATOR
+    u = make_url(pg_admin_url)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(host=u.host, port=u.port, user=ROTATOR, password="first-pw", dbname="postgres").close()
+    assert services.test_service(platform, rotator_service)["can_create_role"] is True
+    # The stores on it are untouched: their own roles, their own passwords.
+    with my_first_app.get_persistent_store_database("example_db").connect() as conn:
+        assert conn.execute(text("SELECT current_user")).scalar_one() == EXAMPLE_DB
+    unknown = run_cli("services", "rotate-password", "nope", "--yes")
+    assert unknown.returncode != 0 and "storekeeper services list" in unknown.stdout + unknown.stderr

@@ -29,7 +29,7 @@ import hmac
 import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -81,6 +81,8 @@ class ServiceSpec:
     pool_size: int = 5
     driver: str = "psycopg"
     version: int = 1
+    #: A new password being rotated in: tried when the current one is refused (a rotation cut short).
+    pending_password: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # keep the password out of tracebacks and logs
         return f"ServiceSpec(name={self.name!r}, host={self.host!r}, port={self.port}, username={self.username!r})"
@@ -183,6 +185,12 @@ class PostgresBackend:
         try:
             return psycopg.connect(autocommit=True, **params)
         except psycopg.OperationalError as err:
+            if spec.pending_password is not None:
+                # A password rotation was cut short after the server took the new password.
+                try:
+                    return psycopg.connect(autocommit=True, **{**params, "password": spec.pending_password})
+                except psycopg.OperationalError:
+                    pass
             raise ServiceError.unreachable(spec.name, spec.where, spec.username, dbname, first_line(err)) from None
 
     def url(self, dbname: str | None = None, *, login: tuple[str, str] | None = None) -> URL:
@@ -354,6 +362,18 @@ class PostgresBackend:
                 service=self.spec.name,
             ) from None
         return not marker.exists
+
+    def set_own_password(self, conn: psycopg.Connection[Any], password: str) -> None:
+        """Give the service user a new password (a user may always change its own), as a SCRAM verifier."""
+        verifier = sql.Literal(scram_verifier(password))
+        try:
+            conn.execute(sql.SQL("ALTER ROLE CURRENT_USER WITH PASSWORD {}").format(verifier))
+        except psycopg.Error as err:
+            raise ServiceError(
+                f'Cannot change the password of user "{self.spec.username}" of {self.spec.where}: {first_line(err)}',
+                hint=f"storekeeper services test {self.spec.name}",
+                service=self.spec.name,
+            ) from None
 
     def set_role_password(self, conn: psycopg.Connection[Any], role: str, password: str, *, what: str) -> None:
         """Give a role a new password, sent as a SCRAM verifier (the server never sees the password)."""

@@ -200,3 +200,32 @@ def test(name: Annotated[str, typer.Argument(help="Service name.")], as_json: Js
         )
     if not report["can_create_postgis"]:
         render.warn("spatial stores need PostGIS installed and a superuser service user")
+
+
+@services_cli.command("rotate-password")
+def rotate_password(
+    name: Annotated[str, typer.Argument(help="Service name.")],
+    as_json: JsonOpt = False,
+    yes: YesOpt = False,
+) -> None:
+    """Give the service's user a new random password (kept encrypted; never shown); running apps follow it."""
+    from storekeeper import localdb, services
+    from storekeeper.config import load_config
+
+    p = platform()
+    services.get_service(p, name)  # an unknown service is refused before asking
+    confirm(
+        f'Service "{name}" gets a new password; anything else that logs in as its user with the old one '
+        "(outside storekeeper) will be refused",
+        yes,
+    )
+    followed: list[bool] = []
+    info = services.rotate_password(
+        p, name, on_rotated=lambda old, new: followed.append(localdb.follow_rotation(load_config(), old, new))
+    )
+    if as_json:
+        render.json_out({"service": info, "rotated": True, "local_server_password_updated": any(followed)})
+        return
+    render.ok(f'Service "{name}": user "{info.username}" has a new password')
+    if any(followed):
+        render.ok("The local server's password in the config follows it (local.password)")

@@ -7,6 +7,8 @@ handle is missing or due for revalidation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from storekeeper import discovery, engines
 from storekeeper.backends import get_backend
 from storekeeper.backends.names import check_name
@@ -14,7 +16,7 @@ from storekeeper.declaration import AppClass
 from storekeeper.errors import SettingError, StoreError
 from storekeeper.platform import Platform
 from storekeeper.platform.models import ABSENT, DATABASE, FAILED, INITIALIZED, Service, Setting
-from storekeeper.services import service_spec
+from storekeeper.services import password_candidates, service_spec
 from storekeeper.stores import mode, records, roles
 from storekeeper.stores.model import Target
 from storekeeper.stores.provision import LIVE
@@ -72,8 +74,11 @@ def _resolve(platform: Platform, app_cls: AppClass, name: str, kind: str) -> eng
     backend = get_backend("postgresql", spec)
     # A store is reached as its own role when it has one; a connection setting as the service user.
     url = backend.url(dbname, login=target.login if target is not None else None)
-    passwords = None
-    if target is not None and target.role is not None and target.setting_id >= 0 and stores.records:
+    passwords: Callable[[], list[str]] | None = None
+    if target is None:  # a connection setting: the service user, whose password may be rotated
+        service_id = spec.id
+        passwords = lambda: password_candidates(platform, service_id)  # noqa: E731
+    elif target.role is not None and target.setting_id >= 0 and stores.records:
         setting_id = target.setting_id
         passwords = lambda: roles.login_candidates(platform, setting_id)  # noqa: E731
     engine = engines.make_engine(

@@ -52,3 +52,15 @@ def remove_service(
 def test_service(name: str, platform: PlatformDep, _: CurrentUser) -> ServiceTestOut:
     """Connect to a service: version, privileges, PostGIS, connection headroom."""
     return ServiceTestOut.model_validate(services.test_service(platform, name))
+
+
+@router.post("/{name}/rotate-password", response_model=ServiceOut)
+def rotate_password(name: str, platform: PlatformDep, _: AdminDep) -> ServiceOut:
+    """Give the service's user a new random password (never returned); running apps follow it."""
+    from storekeeper import localdb
+
+    config = platform.config
+    info = services.rotate_password(
+        platform, name, on_rotated=lambda old, new: localdb.follow_rotation(config, old, new)
+    )
+    return ServiceOut.of(info)
