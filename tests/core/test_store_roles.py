@@ -226,3 +226,21 @@ def test_a_store_role_cannot_take_or_stall_storekeepers_locks(platform: Platform
         worker.join(timeout=60)
         assert not worker.is_alive(), "the sync waited on a lock a store role holds"
     assert results and results[0].ok and results[0].action == "recreated"
+
+
+def test_a_dynamic_store_gets_its_own_role_and_loses_it_when_dropped(
+    platform: Platform, my_first_app: type, admin_conn: psycopg.Connection[Any]
+) -> None:
+    assert my_first_app.create_persistent_store("scratch", "primary", initializer="my_first_app.model.init_temp_db")
+    url = my_first_app.get_persistent_store_database("scratch", as_url=True)
+    assert url.username == url.database == "my_first_app_scratch"
+    assert rows_owner(admin_conn, "my_first_app_scratch") == "my_first_app_scratch"
+    with my_first_app.get_persistent_store_database("scratch").connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM init_log")).scalar_one() == 1
+    assert my_first_app.drop_persistent_store("scratch")
+    assert _role(admin_conn, "my_first_app_scratch") is None
+
+
+def rows_owner(admin_conn: psycopg.Connection[Any], dbname: str) -> str | None:
+    row = admin_conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+    return row[0] if row else None

@@ -396,12 +396,22 @@ class PostgresBackend:
         return bool(row and row[0])
 
     def drop_role(self, conn: psycopg.Connection[Any], role: str, *, owner: str) -> bool:
-        """Drop a store's role if storekeeper made it for this store; False when there was none to drop."""
+        """Drop a store's role if storekeeper made it for this store; False when there was none to drop.
+
+        What it owns or was granted where it could reach (the maintenance database,
+        shared objects such as databases) goes first, with ``DROP OWNED BY``; its own
+        database is dropped before this is called.
+        """
         marker = self.role_marker(conn, role)
         if not marker.exists or marker.state != ROLE or (marker.owner is not None and marker.owner != owner):
             return False
+        ident = sql.Identifier(role)
         try:
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+            if conn.info.dbname != self.spec.maintenance_db:
+                with self.connect() as maintenance:
+                    maintenance.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
         except psycopg.Error as err:
             raise StoreError(
                 f'Cannot drop role "{role}" on {self.spec.where}: {first_line(err)}',
