@@ -64,3 +64,28 @@ def test_create_with_a_bad_store_name_states_the_rule(admin, my_first_app):
 
 def test_drop_a_store_that_does_not_exist_is_idempotent(admin, my_first_app):
     assert admin.delete(f"/api/v1/apps/{APP}/stores/never_made").status_code == 204
+
+
+def test_rotate_credentials_gives_store_roles_new_passwords_and_never_shows_them(admin, my_first_app, viewer):
+    admin.post(f"/api/v1/apps/{APP}/stores", json={"name": "scratch", "connection": "primary"})
+    before = my_first_app.get_persistent_store_database("scratch", as_url=True)
+    listed = {s["name"]: s for s in admin.get(f"/api/v1/apps/{APP}/stores").json()}
+    assert listed["scratch"]["access"] == "role" and listed["example_db"]["access"] is None
+    response = admin.post(f"/api/v1/apps/{APP}/stores/rotate-credentials?database=scratch")
+    assert response.status_code == 200, response.text
+    assert response.json() == [
+        {
+            **response.json()[0],
+            "app": APP,
+            "store": "scratch",
+            "role": "my_first_app_scratch",
+            "action": "rotated",
+            "ok": True,
+        }
+    ]
+    from storekeeper import engines
+
+    engines.clear()
+    after = my_first_app.get_persistent_store_database("scratch", as_url=True)
+    assert after.password != before.password and after.password not in response.text
+    problem(viewer.post(f"/api/v1/apps/{APP}/stores/rotate-credentials"), 403)

@@ -171,3 +171,25 @@ def test_a_platform_that_is_not_set_up_is_a_page_naming_the_fix(tmp_path, monkey
             assert response.status_code == 503, path
             assert response.headers["content-type"].startswith("text/html")
             assert "storekeeper db configure" in text(response)
+
+
+def test_admin_rotates_an_apps_store_passwords_from_its_page(admin_web, my_first_app, platform):
+    from storekeeper import stores
+
+    stores.sync_stores(platform, ["my_first_app"], database="example_db")
+    before = my_first_app.get_persistent_store_database("example_db", as_url=True)
+    html = _page(admin_web, "/admin/apps/my_first_app", "Rotate store passwords", "own role")
+    assert 'action="/admin/apps/my_first_app/rotate-credentials"' in html
+    done = admin_web.follow(admin_web.post("/admin/apps/my_first_app/rotate-credentials"))
+    assert "New passwords for: example_db." in done.text
+    from storekeeper import engines
+
+    engines.clear()
+    after = my_first_app.get_persistent_store_database("example_db", as_url=True)
+    assert after.username == before.username and after.password != before.password
+    assert before.password not in done.text and after.password not in done.text
+
+
+def test_a_viewer_cannot_rotate_store_passwords(viewer_web, my_first_app, platform):
+    response = viewer_web.post("/admin/apps/my_first_app/rotate-credentials")
+    assert response.status_code == 403

@@ -104,6 +104,25 @@ def sync(package: str, request: Request, platform: PlatformDep, form: AdminForm)
     return redirect(request, f"{PREFIX}/apps/{package}?job={job.id}#sync")
 
 
+@router.post("/rotate-credentials")
+def rotate_credentials(package: str, request: Request, platform: PlatformDep, _: AdminForm) -> Response:
+    """Give the app's store roles new passwords; running apps follow them with no failed request."""
+    try:
+        results = stores.rotate_credentials(platform, package)
+    except StorekeeperError as err:
+        return _app_page(request, platform, package, status=err.status, error=err)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        problem = StoreError(
+            "; ".join(f"{r.store}: {r.error}" for r in failed),
+            hint=f"storekeeper stores rotate-credentials {package}",
+        )
+        return _app_page(request, platform, package, status=problem.status, error=problem)
+    rotated = [r.store for r in results if r.action == "rotated"]
+    done = f"New passwords for: {', '.join(rotated)}." if rotated else "No store has its own role to rotate."
+    return redirect(request, f"{PREFIX}/apps/{package}", done)
+
+
 @router.get("/stores/{name}/drop")
 def confirm_drop(package: str, name: str, request: Request, platform: PlatformDep, _: PageUser) -> HTMLResponse:
     """Ask before dropping a store: its data is lost."""

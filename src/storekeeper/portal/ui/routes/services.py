@@ -147,6 +147,21 @@ def test_service(name: str, request: Request, platform: PlatformDep, _: SignedFo
     return _service_page(request, platform, name, report=report)
 
 
+@router.post("/{name}/rotate-password")
+def rotate_password(name: str, request: Request, platform: PlatformDep, _: AdminForm) -> Response:
+    """Give the service's user a new password (never shown); running apps follow it."""
+    from storekeeper import localdb
+
+    config = platform.config
+    try:
+        services.rotate_password(platform, name, on_rotated=lambda old, new: localdb.follow_rotation(config, old, new))
+    except StorekeeperError as err:
+        if err.status == 404:
+            raise
+        return _service_page(request, platform, name, status=err.status, error=err)
+    return redirect(request, f"{PREFIX}/services/{name}", f'Service "{name}" has a new password.')
+
+
 @router.post("/{name}/delete")
 def delete_service(name: str, request: Request, platform: PlatformDep, _: AdminForm) -> Response:
     """Remove a service; refused (with the reason) while settings use it."""
