@@ -337,7 +337,7 @@ class PostgresBackend:
         if marker.exists and (marker.state != ROLE or (marker.owner is not None and marker.owner != owner)):
             raise StoreError(
                 f'Cannot give {what} its own role: a role named "{role}" already exists on {self.spec.where} '
-                "and storekeeper did not make it for this store.",
+                "that this store did not get from storekeeper.",
                 hint=f'rename or drop that role on the server (DROP ROLE "{role}"), then run the sync again',
                 service=self.spec.name,
             )
