@@ -24,9 +24,11 @@ server only as SCRAM-SHA-256 verifiers computed here, never in plain text.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,6 +52,7 @@ SCRAM_ITERATIONS = 4096
 COORDINATION_DB = "storekeeper-coordination"
 #: (host, port, service user) -> the database this process locks in on that server.
 _coordination: dict[tuple[str, int, str], str] = {}
+_coordination_lock = threading.Lock()
 #: How long a sync waits for another process working on the same store.
 LOCK_TIMEOUT_MS = 10 * 60 * 1000
 
@@ -499,7 +502,9 @@ class PostgresBackend:
                 return self.connect(dbname)
             except ServiceError:
                 _coordination.pop(key, None)  # the server was replaced, or the database dropped: prepare again
-        dbname = _coordination[key] = self._prepare_coordination()
+        with _coordination_lock:  # threads of one sync prepare it once
+            dbname = _coordination.get(key) or self._prepare_coordination()
+            _coordination[key] = dbname
         return self.connect(dbname)
 
     def _prepare_coordination(self) -> str:
@@ -508,8 +513,8 @@ class PostgresBackend:
             if found is None:
                 try:
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(COORDINATION_DB)))
-                except pgerrors.DuplicateDatabase:
-                    pass  # another process made it first
+                except (pgerrors.DuplicateDatabase, pgerrors.UniqueViolation):
+                    pass  # another process made it at the same moment
                 except pgerrors.InsufficientPrivilege:
                     return self.spec.maintenance_db
                 else:
@@ -517,6 +522,13 @@ class PostgresBackend:
                     conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
                     text = sql.Literal(f"{MARKER_PREFIX}coordination")
                     conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, text))
+                    # Anyone who slipped in before the REVOKE is shown out (where we may).
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = %s AND usename <> current_user AND pid <> pg_backend_pid()",
+                            (COORDINATION_DB,),
+                        )
             row = conn.execute("SELECT has_database_privilege(%s, 'CONNECT')", (COORDINATION_DB,)).fetchone()
         return COORDINATION_DB if row and row[0] else self.spec.maintenance_db
 
