@@ -8,13 +8,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken, MultiFernet
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from storekeeper.config import Config, env_var, load_config
 from storekeeper.errors import ConfigError
-from storekeeper.platform import db
+from storekeeper.platform import db, models
+
+#: Every column of the platform database that holds a secret encrypted with the secret key
+#: (a Fernet token made by :meth:`Platform.encrypt`, or NULL). The secret key rotation
+#: (:mod:`storekeeper.secret_key`) re-encrypts each, and a test checks that no column that
+#: looks like a secret is missing: a new encrypted column is one line here.
+ENCRYPTED_COLUMNS: tuple[InstrumentedAttribute[str | None], ...] = (models.Service.password_encrypted,)
 
 
 @dataclass
@@ -31,7 +37,7 @@ class Platform:
     config: Config
     engine: Engine
     sessions: sessionmaker[Session]
-    _fernet: Fernet = field(repr=False)
+    _fernet: MultiFernet = field(repr=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -40,7 +46,7 @@ class Platform:
             yield session
 
     def encrypt(self, secret: str) -> str:
-        """Encrypt a secret for storage in the platform database."""
+        """Encrypt a secret for storage in the platform database (a column of :data:`ENCRYPTED_COLUMNS`)."""
         return self._fernet.encrypt(secret.encode()).decode()
 
     def decrypt(self, token: str, *, service: str) -> str:
@@ -51,8 +57,9 @@ class Platform:
             raise ConfigError(
                 f'The password of service "{service}" cannot be decrypted with the current secret key '
                 "(the key changed since it was stored).",
-                hint=f"restore the old secret_key ({env_var('secret_key')} or config.yml), or re-enter it: "
-                f"storekeeper services update {service} --password-stdin",
+                hint=f"give the old key back as secret_key_previous (storekeeper settings --set secret_key_previous "
+                f"OLD_KEY, or {env_var('secret_key_previous')}), then: storekeeper settings rotate-secret-key; "
+                f"or re-enter the password: storekeeper services update {service} --password-stdin",
                 service=service,
             ) from None
 
@@ -70,7 +77,7 @@ def open_platform(config: Config | None = None, *, check: bool = True) -> Platfo
         config=config,
         engine=engine,
         sessions=sessionmaker(engine, expire_on_commit=False),
-        _fernet=Fernet(config.fernet_key()),
+        _fernet=config.fernet(),
     )
 
 
