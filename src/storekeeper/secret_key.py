@@ -35,7 +35,7 @@ import os
 import signal
 from dataclasses import dataclass, field
 
-from cryptography.fernet import InvalidToken, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -98,8 +98,11 @@ def _row_name(row: object) -> str:
     return f'"{name}"' if name is not None else f"id {getattr(row, 'id', '?')}"
 
 
-def _reencrypt_database(session: Session, fernet: MultiFernet) -> dict[str, int]:
-    """Re-encrypt every encrypted column's values in ``session`` with the primary key; return counts."""
+def _reencrypt_database(session: Session, fernet: MultiFernet, *, primary: Fernet | None = None) -> dict[str, int]:
+    """Re-encrypt every encrypted column's values in ``session`` with the primary key; return counts.
+
+    With ``primary``, only the values it cannot decrypt (written meanwhile with the previous key).
+    """
     counts: dict[str, int] = {}
     for column in ENCRYPTED_COLUMNS:
         model = column.class_
@@ -108,12 +111,22 @@ def _reencrypt_database(session: Session, fernet: MultiFernet) -> dict[str, int]
         rows = session.scalars(select(model).where(column.is_not(None)).with_for_update())
         for row in rows:
             token = getattr(row, column.key)
+            if primary is not None and _decrypts(primary, token):
+                continue
             try:
                 setattr(row, column.key, fernet.rotate(token.encode()).decode())
             except InvalidToken:
                 raise _undecryptable(f"{label} of {model.__name__} {_row_name(row)}") from None
             counts[label] += 1
     return counts
+
+
+def _decrypts(fernet: Fernet, token: str) -> bool:
+    try:
+        fernet.decrypt(token.encode())
+    except InvalidToken:
+        return False
+    return True
 
 
 def _check_database(platform: Platform, fernet: MultiFernet) -> None:
@@ -190,6 +203,10 @@ def rotate_secret_key(home: str | os.PathLike[str] | None = None) -> RotationRes
                 session.flush()
                 _crash_point("in-database")
             _crash_point("after-database")
+            # A process that encrypted with the previous key just before step 2 and wrote after
+            # step 3 (unlikely: the portal reloads the keys when config.yml changes) is caught here.
+            with platform.session() as session:
+                _reencrypt_database(session, fernet, primary=Fernet(config.fernet_key()))
             # 4. The config file's secrets, and the previous key forgotten, in one write.
             values = read_file(root)
             counts.update(_rotate_file_values(values, fernet))

@@ -38,6 +38,8 @@ class Platform:
     engine: Engine
     sessions: sessionmaker[Session]
     _fernet: MultiFernet = field(repr=False)
+    #: When config.yml was last seen; a change (a key rotation elsewhere) reloads the keys.
+    _key_stamp: tuple[int, int, int] | None = field(default=None, repr=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -47,12 +49,12 @@ class Platform:
 
     def encrypt(self, secret: str) -> str:
         """Encrypt a secret for storage in the platform database (a column of :data:`ENCRYPTED_COLUMNS`)."""
-        return self._fernet.encrypt(secret.encode()).decode()
+        return self._keys().encrypt(secret.encode()).decode()
 
     def decrypt(self, token: str, *, service: str) -> str:
         """Decrypt a stored secret; a wrong secret key names the service and the fix."""
         try:
-            return self._fernet.decrypt(token.encode()).decode()
+            return self._keys().decrypt(token.encode()).decode()
         except InvalidToken:
             raise ConfigError(
                 f'The password of service "{service}" cannot be decrypted with the current secret key '
@@ -63,13 +65,34 @@ class Platform:
                 service=service,
             ) from None
 
+    def _keys(self) -> MultiFernet:
+        """Return the secret keys, reloaded if config.yml changed since they were read.
+
+        A long-running process (the portal) thus follows a rotation made by another
+        process: it decrypts with the new key and never encrypts with a forgotten one.
+        """
+        stamp = _stamp(self.config.config_file)
+        if stamp != self._key_stamp:
+            self._fernet = load_config(self.config.home).fernet()
+            self._key_stamp = stamp
+        return self._fernet
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _stamp(path: os.PathLike[str]) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def open_platform(config: Config | None = None, *, check: bool = True) -> Platform:
     """Open the platform database described by ``config`` (default: load it)."""
     config = config or load_config()
+    stamp = _stamp(config.config_file)
     engine = db.make_engine(config.database_url)
     if check:
         db.check_schema(engine)
@@ -78,6 +101,7 @@ def open_platform(config: Config | None = None, *, check: bool = True) -> Platfo
         engine=engine,
         sessions=sessionmaker(engine, expire_on_commit=False),
         _fernet=config.fernet(),
+        _key_stamp=stamp,
     )
 
 
