@@ -180,6 +180,15 @@ def rotate_secret_key(home: str | os.PathLike[str] | None = None) -> RotationRes
         resumed = bool(config.secret_key_previous)
         if os.environ.get(env_var("secret_key")) and not resumed:
             raise _refuse_env_key()
+        for key in ENCRYPTED_KEYS:
+            if os.environ.get(env_var(key)):
+                raise ConfigError(
+                    f"{key} comes from the environment ({env_var(key)}), encrypted with the current key; the "
+                    "rotation can only re-encrypt it in config.yml. Nothing was changed.",
+                    hint=f"unset {env_var(key)} (to keep it in config.yml: storekeeper settings --set {key} VALUE), "
+                    "then run storekeeper settings rotate-secret-key",
+                    key=key,
+                )
         platform = open_platform(config)
         try:
             if not resumed:

@@ -55,3 +55,14 @@ def test_an_environment_key_without_a_previous_one_is_refused(sk_home, monkeypat
         rotate_secret_key(sk_home)
     assert "STOREKEEPER_SECRET_KEY_PREVIOUS" in (info.value.hint or "")
     assert (sk_home / "config.yml").read_bytes() == before
+
+
+def test_an_encrypted_value_from_the_environment_is_refused(sk_home, monkeypatch):
+    """The rotation cannot rewrite an environment variable, and the old key would be forgotten."""
+    token = load_config(sk_home).fernet().encrypt(b"pw").decode()
+    before = (sk_home / "config.yml").read_bytes()
+    monkeypatch.setenv("STOREKEEPER_LOCAL_PASSWORD", token)
+    with pytest.raises(ConfigError) as info:
+        rotate_secret_key(sk_home)
+    assert "STOREKEEPER_LOCAL_PASSWORD" in info.value.message
+    assert (sk_home / "config.yml").read_bytes() == before
