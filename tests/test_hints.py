@@ -132,13 +132,16 @@ def _is_placeholder(word: str) -> bool:
     return word.endswith("...") or re.fullmatch(r"[A-Z][A-Z0-9_]*", word) is not None
 
 
-def _options(command: Any) -> dict[str, bool]:
-    """Map each option name of ``command`` to whether the option takes a value."""
-    names = {name: False for name in HELP_OPTIONS}
+def _options(command: Any) -> dict[str, int]:
+    """Map each option name of ``command`` to how many words its value takes (0 for a flag).
+
+    Usually one; as many as its metavar has words when it names more (``settings --set KEY VALUE``).
+    """
+    names = dict.fromkeys(HELP_OPTIONS, 0)
     for param in command.params:
         if param.param_type_name == "option":
-            takes_value = not (param.is_flag or param.count)
-            names.update({name: takes_value for name in (*param.opts, *param.secondary_opts)})
+            words = 0 if (param.is_flag or param.count) else max(1, len((param.metavar or "").split()))
+            names.update(dict.fromkeys((*param.opts, *param.secondary_opts), words))
     return names
 
 
@@ -162,8 +165,8 @@ def problems(line: str) -> list[str]:
                     options = _options(command)
                     if name not in options:
                         found.append(f'"{path}" has no option {name}')
-                    elif is_group and options[name]:
-                        i += 1  # its value, not a subcommand
+                    elif is_group and options[name] and "=" not in word:
+                        i += options[name]  # its value, not a subcommand
             continue
         if not is_group:  # an argument, or an option's value
             continue
@@ -225,6 +228,8 @@ def test_the_scan_finds_the_hints() -> None:
         ("storekeeper db init/begin", "no command 'begin'"),
         ("storekeeper db init|begin", "no command 'begin'"),
         ("storekeeper settings --list", "no option --list"),
+        ("storekeeper settings rotate-key", "no command 'rotate-key'"),
+        ("storekeeper settings rotate-secret-key --force", "no option --force"),
         ("storekeeper --homedir DIR apps list", "no option --homedir"),
     ],
 )
@@ -247,6 +252,9 @@ def test_the_checker_rejects_a_missing_command_or_flag(line: str, needle: str) -
         "storekeeper db init|start|stop|status",
         "storekeeper syncstores APP --database NAME --refresh -y",
         "storekeeper settings --set KEY VALUE",
+        "storekeeper settings --set portal.port 8001 --get portal.port",
+        "storekeeper settings --set portal.port=8001",
+        "storekeeper settings rotate-secret-key --yes --json",
         "storekeeper start --host=0.0.0.0 -w 2",
         "storekeeper ...",
         "storekeeper services -h",

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import os
 import secrets as _secrets
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography.fernet import Fernet, MultiFernet
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -36,6 +38,8 @@ ENV_PREFIX = "STOREKEEPER_"
 HOME_ENV = "STOREKEEPER_HOME"
 DEFAULT_HOME = Path("~/.storekeeper")
 CONFIG_FILE = "config.yml"
+#: Lock file of read-modify-write changes to the config file (see :func:`locked`).
+LOCK_FILE = ".config.lock"
 #: Values that look like a secret key but are someone's placeholder.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "secret_key", "xxx"})
 
@@ -70,6 +74,11 @@ class _Keys(BaseSettings):
     )
     secret_key: str | None = Field(
         None, description="Key that encrypts service passwords at rest; generated on first use. Secret."
+    )
+    secret_key_previous: str | None = Field(
+        None,
+        description="The key before the last rotation, still accepted for decrypting until "
+        "storekeeper settings rotate-secret-key finishes (then removed). Secret.",
     )
     portal_host: str = Field("127.0.0.1", description="Address the portal listens on.")
     portal_port: int = Field(8000, description="Port the portal listens on.")
@@ -110,13 +119,21 @@ class _Keys(BaseSettings):
 
 _PENDING_FILE_VALUES: dict[str, Any] = {}
 #: Keys whose values are never shown in listings.
-SECRET_KEYS = frozenset({"secret_key", "local.password"})
+SECRET_KEYS = frozenset({"secret_key", "secret_key_previous", "local.password"})
+#: Keys whose values are secrets encrypted with the secret key (Fernet tokens); the secret key
+#: rotation (:mod:`storekeeper.secret_key`) re-encrypts each. The platform database's are
+#: listed in ``storekeeper.platform.ENCRYPTED_COLUMNS``.
+ENCRYPTED_KEYS = ("local.password",)
 #: Keys holding a database URL, shown with the password masked.
 URL_KEYS = frozenset({"database.url"})
 
 
+#: Top-level keys whose names hold an underscore (every other field is ``section_key``).
+_TOP_LEVEL = frozenset({"secret_key", "secret_key_previous"})
+
+
 def _dotted(field: str) -> str:
-    return "secret_key" if field == "secret_key" else field.replace("_", ".", 1)
+    return field if field in _TOP_LEVEL else field.replace("_", ".", 1)
 
 
 #: dotted key -> (field name, help text, default)
@@ -150,6 +167,8 @@ class Config:
     local_datadir: str | None = None
     local_password: str | None = field(default=None, repr=False)
     local_port: int = 5432
+    #: The key before the last rotation while one is under way (or interrupted); see :mod:`storekeeper.secret_key`.
+    secret_key_previous: str | None = field(default=None, repr=False)
 
     @property
     def config_file(self) -> Path:
@@ -157,13 +176,34 @@ class Config:
 
     def fernet_key(self) -> bytes:
         """Return the Fernet key derived from the secret key."""
-        raw = self.secret_key.encode()
-        try:
-            if len(base64.urlsafe_b64decode(raw)) == 32:
-                return raw
-        except ValueError:
-            pass
-        return base64.urlsafe_b64encode(hashlib.sha256(raw).digest())
+        return fernet_key(self.secret_key)
+
+    def fernet(self) -> MultiFernet:
+        """Return what encrypts with the secret key and decrypts with it or the previous key.
+
+        Everything that encrypts or decrypts a secret with the secret key goes through this,
+        so a rotation under way (``secret_key_previous`` set) never leaves a secret unreadable.
+        """
+        keys = [Fernet(self.fernet_key())]
+        if self.secret_key_previous:
+            keys.append(Fernet(fernet_key(self.secret_key_previous)))
+        return MultiFernet(keys)
+
+
+def fernet_key(secret: str) -> bytes:
+    """Return the Fernet key of a secret key: itself when it is one, else derived from it."""
+    raw = secret.encode()
+    try:
+        if len(base64.urlsafe_b64decode(raw)) == 32:
+            return raw
+    except ValueError:
+        pass
+    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest())
+
+
+def new_secret_key() -> str:
+    """Return a new random secret key (a Fernet key)."""
+    return base64.urlsafe_b64encode(_secrets.token_bytes(32)).decode()
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -224,6 +264,8 @@ def write_file(home: Path, values: Mapping[str, Any], *, only_if_missing: bool =
     try:
         with os.fdopen(fd, "w") as fh:
             yaml.safe_dump(_nest(values), fh, default_flow_style=False, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())  # the new content is on disk before it replaces the old
         os.chmod(tmp, 0o600)
         if only_if_missing:
             try:
@@ -232,10 +274,36 @@ def write_file(home: Path, values: Mapping[str, Any], *, only_if_missing: bool =
                 return False
             return True
         os.replace(tmp, path)
+        _fsync_dir(home)  # ... and the rename too, before anything relies on it
         return True
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def locked(home: Path) -> Iterator[None]:
+    """Hold the home's config lock: read-modify-write of config.yml by one process at a time.
+
+    :func:`set_values`, the first-use key generation of :func:`load_config` and the secret key
+    rotation take it, so a ``settings --set`` during a rotation cannot write back a config file
+    read before the key changed. Not reentrant: do not call :func:`set_values` while holding it.
+    """
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def check_key(key: str) -> str:
@@ -268,11 +336,12 @@ def load_config(home: str | os.PathLike[str] | None = None, **overrides: Any) ->
     root = home_dir(home)
     file_values = read_file(root)
     if not file_values.get("secret_key") and not os.environ.get(env_var("secret_key")):
-        fresh = not (root / CONFIG_FILE).exists()
-        file_values["secret_key"] = base64.urlsafe_b64encode(_secrets.token_bytes(32)).decode()
-        if not write_file(root, file_values, only_if_missing=fresh):
-            # Another process created the home at the same moment: use its key, never a second one.
+        with locked(root):
+            # Another process may have made the key since we read: use its key, never a second one.
             file_values = read_file(root)
+            if not file_values.get("secret_key"):
+                file_values["secret_key"] = new_secret_key()
+                write_file(root, file_values)
     flat = {KEYS[k][0]: v for k, v in file_values.items() if k in KEYS}
     _PENDING_FILE_VALUES.clear()
     _PENDING_FILE_VALUES.update(flat)
@@ -301,6 +370,7 @@ def load_config(home: str | os.PathLike[str] | None = None, **overrides: Any) ->
         local_datadir=keys.local_datadir,
         local_password=keys.local_password,
         local_port=keys.local_port,
+        secret_key_previous=keys.secret_key_previous or None,
     )
 
 
@@ -337,6 +407,11 @@ def describe(config: Config) -> list[dict[str, Any]]:
 
 def set_values(home: Path, updates: Mapping[str, Any], unset: list[str] = ()) -> None:  # type: ignore[assignment]
     """Set and unset keys in the config file; validate them first so a bad value changes nothing."""
+    with locked(home):
+        _set_values(home, updates, unset)
+
+
+def _set_values(home: Path, updates: Mapping[str, Any], unset: list[str]) -> None:
     values = read_file(home)
     for key in unset:
         check_key(key)

@@ -22,7 +22,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken
 
 from storekeeper.config import Config, env_var, set_values
 from storekeeper.errors import ConfigError, ServerError
@@ -47,12 +47,13 @@ def _password(config: Config) -> str | None:
     if not config.local_password:
         return None
     try:
-        return Fernet(config.fernet_key()).decrypt(config.local_password.encode()).decode()
+        return config.fernet().decrypt(config.local_password.encode()).decode()
     except InvalidToken:
         raise ConfigError(
             "The local server's password (local.password) cannot be decrypted with the current secret key.",
-            hint=f"restore the old secret_key ({env_var('secret_key')}), or start over: remove {datadir(config)} "
-            "and run storekeeper db init",
+            hint="give the old key back as secret_key_previous (storekeeper settings --set secret_key_previous "
+            f"OLD_KEY, or {env_var('secret_key_previous')}), then: storekeeper settings rotate-secret-key; "
+            f"or start over: remove {datadir(config)} and run storekeeper db init",
         ) from None
 
 
@@ -80,7 +81,7 @@ def init(config: Config) -> tuple[LocalServer, bool]:
                 datadir=path,
             )
         password = secrets.token_urlsafe(24)
-        token = Fernet(config.fernet_key()).encrypt(password.encode()).decode()
+        token = config.fernet().encrypt(password.encode()).decode()
         set_values(config.home, {"local.password": token})
     if os.geteuid() == 0 and not config.local_datadir:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,12 +6,11 @@ import os
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperCommand
 
 from storekeeper import __version__
 from storekeeper.cli import render
 from storekeeper.cli.common import Group, JsonOpt, YesOpt, confirm, platform, read_secret, set_debug
-from storekeeper.errors import ConfigError
+from storekeeper.errors import ConfigError, InputError
 
 cli = typer.Typer(
     name="storekeeper",
@@ -49,8 +48,12 @@ def root(
 # -- settings (storekeeper's own config; named after the seeds' `settings` command) -------
 
 
-class _PairsCommand(TyperCommand):
-    """Accept ``--set KEY VALUE`` (as the seeds' ``settings`` command does) as well as ``--set KEY=VALUE``."""
+class _PairsGroup(Group):
+    """Accept ``--set KEY VALUE`` (as the seeds' ``settings`` command does) as well as ``--set KEY=VALUE``.
+
+    ``settings`` is a group so that it can hold ``rotate-secret-key``; run without a
+    subcommand, its callback lists, gets, sets and unsets keys as it always did.
+    """
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         rewritten: list[str] = []
@@ -65,8 +68,18 @@ class _PairsCommand(TyperCommand):
         return super().parse_args(ctx, rewritten)
 
 
-@cli.command("settings", cls=_PairsCommand)
+settings_cli = typer.Typer(
+    cls=_PairsGroup,
+    invoke_without_command=True,
+    no_args_is_help=False,
+    help="Show or change storekeeper's configuration (config.yml in the home); rotate the secret key.",
+)
+cli.add_typer(settings_cli, name="settings")
+
+
+@settings_cli.callback()
 def settings_command(
+    ctx: typer.Context,
     set_: Annotated[
         list[str] | None, typer.Option("--set", metavar="KEY VALUE", help="Set a key (repeatable).")
     ] = None,
@@ -83,6 +96,14 @@ def settings_command(
     With no option, list every key with its value (secrets masked), where the
     value comes from, and the environment variable that overrides it.
     """
+    if ctx.invoked_subcommand is not None:
+        if set_ or get or unset or as_json:
+            raise InputError(
+                f"settings --set/--get/--unset/--json cannot be combined with {ctx.invoked_subcommand}.",
+                hint=f"run them one at a time; options of {ctx.invoked_subcommand} go after it: "
+                "storekeeper settings rotate-secret-key --yes --json",
+            )
+        return
     from storekeeper import config as cfg
 
     home = cfg.home_dir()
@@ -123,6 +144,49 @@ def settings_command(
             rows,
             [("key", "Key"), ("value", "Value"), ("source", "From"), ("env", "Environment variable"), ("help", "Help")],
         )
+
+
+@settings_cli.command("rotate-secret-key")
+def settings_rotate_secret_key(yes: YesOpt = False, as_json: JsonOpt = False) -> None:
+    """Replace the secret key with a new one and re-encrypt every stored secret with it.
+
+    Service passwords in the platform database (in one transaction) and the local
+    server's password are re-encrypted; the old key is kept as secret_key_previous
+    until they all are, so a crash loses nothing: run the command again and it
+    finishes the job with the same new key. Restart a running portal afterwards;
+    portal users sign in again.
+    """
+    from storekeeper import config as cfg
+    from storekeeper.secret_key import PREVIOUS, rotate_secret_key
+
+    home = cfg.home_dir()
+    resuming = bool(cfg.read_file(home).get(PREVIOUS) or os.environ.get(cfg.env_var(PREVIOUS)))
+    confirm(
+        ("Finish the interrupted secret key rotation" if resuming else "Replace the secret key with a new one")
+        + ": every stored secret is re-encrypted, running portals must be restarted and their users sign in again",
+        yes,
+    )
+    result = rotate_secret_key(home)
+    if as_json:
+        render.json_out(
+            {
+                "ok": True,
+                "resumed": result.resumed,
+                "reencrypted": result.reencrypted,
+                "total": result.total,
+                "previous_in_env": result.previous_in_env,
+                "config_file": str(home / cfg.CONFIG_FILE),
+            }
+        )
+    else:
+        what = ", ".join(f"{label}: {n}" for label, n in result.reencrypted.items())
+        render.ok(
+            ("Finished the interrupted rotation" if result.resumed else f"New secret key in {home / cfg.CONFIG_FILE}")
+            + f"; re-encrypted {result.total} secret(s) ({what})"
+        )
+        render.warn("Restart a running portal (storekeeper start) so it uses the new key; its users sign in again.")
+    if result.previous_in_env:
+        render.warn(f"Now unset {cfg.env_var(PREVIOUS)}: every secret is encrypted with the new key.")
 
 
 # -- db -----------------------------------------------------------------------------
@@ -214,7 +278,6 @@ def syncstores(
 ) -> None:
     """Create missing stores (PostGIS for spatial ones) and run their initializers."""
     from storekeeper import stores
-    from storekeeper.errors import InputError
 
     names = [a for a in (apps or []) if a != "all"]
     if not names and not all_apps and "all" not in (apps or []):
