@@ -163,5 +163,5 @@ def follow_rotation(config: Config, old: str | None, new: str) -> bool:
     """After a service's password was rotated: if it was the local server's, record the new one; True if so."""
     if old is None or _password(config) != old:
         return False
-    set_values(config.home, {"local.password": Fernet(config.fernet_key()).encrypt(new.encode()).decode()})
+    set_values(config.home, {"local.password": config.fernet().encrypt(new.encode()).decode()})
     return True
