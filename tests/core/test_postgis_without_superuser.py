@@ -301,3 +301,21 @@ def test_prepare_postgis_without_a_password_and_no_terminal_says_how_to_give_one
     proc = run_cli("services", "prepare-postgis", "managed", "--superuser", "postgres")
     assert proc.returncode == 1
     assert "STOREKEEPER_SUPERUSER_PASSWORD" in proc.stderr
+
+
+def test_an_existing_store_made_without_postgis_says_it_needs_an_admin(
+    platform: Platform, on_managed: type, pg_admin_url: str
+) -> None:
+    from storekeeper.errors import StoreError
+
+    superuser, password = _superuser(pg_admin_url)
+    services.prepare_postgis(platform, "managed", superuser=superuser, password=password)
+    stores.create_store(platform, APP, "later_spatial", "primary")
+    with pytest.raises(StoreError) as caught:
+        stores.create_store(platform, APP, "later_spatial", "primary", spatial=True)
+    assert "was made without it" in caught.value.message
+    assert caught.value.hint == 'as a superuser, in database "my_first_app_later_spatial": CREATE EXTENSION postgis'
+    # A new spatial store on the same service is cloned from the template.
+    result = stores.create_store(platform, APP, "new_spatial", "primary", spatial=True)
+    assert result.ok and result.action == "created"
+    assert rows(pg_admin_url, "my_first_app_new_spatial", "SELECT extname FROM pg_extension WHERE extname = 'postgis'")

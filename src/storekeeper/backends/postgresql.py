@@ -506,9 +506,20 @@ class PostgresBackend:
 
     def enable_postgis(self, dbname: str, *, what: str) -> None:
         """Make sure PostGIS is in an existing database (idempotent), or say how to get it there."""
-        if not self.try_postgis(dbname, what=what):
-            with self.connect() as conn:
-                raise self.postgis_denied(what, self.postgis_template(conn))
+        if self.try_postgis(dbname, what=what):
+            return
+        with self.connect() as conn:
+            template = self.postgis_template(conn)
+        if not template.ready:
+            raise self.postgis_denied(what, template)
+        # Only a new database can be cloned from the template: this one needs an admin's hand.
+        raise StoreError(
+            f'Cannot add PostGIS to {what}: it was made without it, and user "{self.spec.username}" of '
+            f"{self.spec.where} may not CREATE EXTENSION postgis (only new spatial stores are cloned from "
+            f'the PostGIS template "{POSTGIS_TEMPLATE}").',
+            hint=f"as a superuser, in database {sql.Identifier(dbname).as_string(None)}: CREATE EXTENSION postgis",
+            service=self.spec.name,
+        )
 
     @staticmethod
     def postgis_template(conn: psycopg.Connection[Any]) -> PostgisTemplate:
