@@ -410,3 +410,24 @@ def test_service(platform: Platform, name: str) -> dict[str, Any]:
 
 
 test_service.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def prepare_postgis(platform: Platform, name: str, *, superuser: str, password: str | None) -> dict[str, Any]:
+    """Make the service's PostGIS template as ``superuser``, so its spatial stores need no superuser.
+
+    For a service user that may not ``CREATE EXTENSION postgis`` (it is not a trusted
+    extension). Idempotent. The superuser's password is used for this one connection:
+    it is never stored, logged or audited.
+    """
+    with platform.session() as session:
+        svc = _get(session, name)
+        spec = service_spec(platform, svc)
+        backend_name = svc.backend
+    backend = get_backend(backend_name, spec)
+    try:
+        result = backend.prepare_postgis(superuser, password)
+    except ServiceError as err:
+        audit.record_now(platform, "service.prepare-postgis", name, "error", err.message)
+        raise
+    audit.record_now(platform, "service.prepare-postgis", name, "ok", f"{result['action']} as {superuser}")
+    return result

@@ -208,6 +208,8 @@ def test_test_reports_version_privileges_and_postgis(invoke, service, postgis_av
     require_postgis(postgis_available)
     assert report["postgis_version"]
     assert report["can_create_postgis"] is True
+    assert report["postgis_path"] == "direct" and report["postgis_hint"] is None
+    assert "PostGIS path" in out and "direct" in out
 
 
 def test_unreachable_service_fails_naming_the_service(invoke, run_cli):

@@ -394,7 +394,7 @@ def test_spatial_store_without_superuser_fails_naming_postgis_privilege(
     assert not result.ok
     assert "CREATE EXTENSION postgis" in result.error
     assert "spatial_db" in result.error
-    assert "SUPERUSER" in result.hint
+    assert "storekeeper services prepare-postgis creator_only --superuser USER" in result.hint
     assert setting_record(platform, APP, "spatial_db")["state"] != "initialized"  # type: ignore[index]
 
 

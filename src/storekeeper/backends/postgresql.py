@@ -19,6 +19,13 @@ login role, named like its database, marked ``storekeeper:role APP/STORE``
 role besides the owner-by-membership service user that may connect to it, and
 is no superuser and may not create databases or roles. Passwords reach the
 server only as SCRAM-SHA-256 verifiers computed here, never in plain text.
+
+PostGIS: it is not a trusted extension, so a service user that may not
+``CREATE EXTENSION postgis`` (no superuser; managed clouds may grant it) gets
+spatial stores by cloning :data:`POSTGIS_TEMPLATE`, a database an admin made
+once with PostGIS in it (``storekeeper services prepare-postgis``, see
+:meth:`PostgresBackend.prepare_postgis`). PostGIS's own objects stay the
+admin's; store roles use them as PUBLIC may.
 """
 
 from __future__ import annotations
@@ -55,6 +62,19 @@ _coordination: dict[tuple[str, int, str], str] = {}
 _coordination_lock = threading.Lock()
 #: How long a sync waits for another process working on the same store.
 LOCK_TIMEOUT_MS = 10 * 60 * 1000
+#: The database spatial stores are cloned from when the service user may not create PostGIS.
+#: The hyphen keeps its name apart from every store's.
+POSTGIS_TEMPLATE = "storekeeper-postgis"
+#: Its marker's state (``storekeeper:postgis-template VERSION``), written last when it is complete.
+POSTGIS_TEMPLATE_STATE = "postgis-template"
+#: How a service gets PostGIS into a spatial store (``services test`` reports it).
+DIRECT, TEMPLATE, NO_POSTGIS = "direct", "template", "none"
+#: Services (host, port, user) whose user was refused CREATE EXTENSION postgis while a PostGIS
+#: template was ready: later spatial stores are cloned straight from it.
+_postgis_from_template: set[tuple[str, int, str]] = set()
+#: Services whose user a probe found may create PostGIS (kept: a refusal is cheap to find again, a
+#: success runs PostGIS's whole install script).
+_postgis_probed: set[tuple[str, int, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,23 @@ class Marker:
     state: str | None = None
     #: "app/store" that owns it; None for markers written before owners were recorded.
     owner: str | None = None
+
+
+@dataclass(frozen=True)
+class PostgisTemplate:
+    """What the server's :data:`POSTGIS_TEMPLATE` database looks like."""
+
+    #: "absent", "ready" or "broken".
+    state: str
+    #: Why a broken template cannot be used.
+    problem: str | None = None
+    owner: str | None = None
+    #: The PostGIS version it was made with (from its marker).
+    version: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
 
 
 @dataclass(frozen=True)
@@ -173,18 +210,7 @@ class PostgresBackend:
     def connect(self, dbname: str | None = None) -> psycopg.Connection[Any]:
         """Open an autocommit connection (default: the maintenance database)."""
         spec = self.spec
-        params: dict[str, Any] = {
-            "host": spec.host,
-            "port": spec.port,
-            "user": spec.username,
-            "dbname": dbname or spec.maintenance_db,
-            "connect_timeout": spec.connect_timeout,
-            "application_name": "storekeeper",
-        }
-        if spec.password is not None:
-            params["password"] = spec.password
-        if spec.sslmode:
-            params["sslmode"] = spec.sslmode
+        params = self._login_params(spec.username, spec.password, dbname)
         try:
             return psycopg.connect(autocommit=True, **params)
         except psycopg.OperationalError as err:
@@ -340,7 +366,7 @@ class PostgresBackend:
         if marker.exists and (marker.state != ROLE or (marker.owner is not None and marker.owner != owner)):
             raise StoreError(
                 f'Cannot give {what} its own role: a role named "{role}" already exists on {self.spec.where} '
-                "that this store did not get from storekeeper.",
+                "and was not made for this store by storekeeper.",
                 hint=f'rename or drop that role on the server (DROP ROLE "{role}"), then run the sync again',
                 service=self.spec.name,
             )
@@ -462,28 +488,268 @@ class PostgresBackend:
             ) from None
         return True
 
-    def enable_postgis(self, dbname: str, *, what: str) -> None:
-        """Create the PostGIS extension in a database (idempotent)."""
+    # -- PostGIS ---------------------------------------------------------------------
+
+    def _key(self) -> tuple[str, int, str]:
+        return (self.spec.host, self.spec.port, self.spec.username)
+
+    def try_postgis(self, dbname: str, *, what: str) -> bool:
+        """Create the PostGIS extension in a database (idempotent); False when the service user may not.
+
+        An extension that is already there is never a refusal: ``IF NOT EXISTS`` is
+        checked before the privilege, so a store cloned from the PostGIS template passes.
+        """
         with self.connect(dbname) as conn:
             try:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
             except (pgerrors.UndefinedFile, pgerrors.FeatureNotSupported):
-                major = conn.info.server_version // 10000  # e.g. 150018 -> 15
-                raise StoreError(
-                    f"Cannot make spatial {what}: the PostGIS extension is not installed on {self.spec.where} "
-                    f"(PostgreSQL {major}).",
-                    hint=f"install PostGIS for PostgreSQL {major} on the database server (Debian/Ubuntu: "
-                    f"apt-get install postgresql-{major}-postgis-3), then run the sync again",
-                    service=self.spec.name,
-                ) from None
+                raise self.postgis_missing(conn, what) from None
             except pgerrors.InsufficientPrivilege:
-                raise StoreError(
-                    f'Cannot make spatial {what}: user "{self.spec.username}" of {self.spec.where} may not '
-                    "CREATE EXTENSION postgis (PostGIS is not a trusted extension).",
-                    hint=f'make the service user a superuser (ALTER ROLE "{self.spec.username}" SUPERUSER) or '
-                    "assign a service whose user is one",
-                    service=self.spec.name,
+                return False
+        return True
+
+    def postgis_missing(self, conn: psycopg.Connection[Any], what: str) -> StoreError:
+        """The error of a spatial store on a server without the PostGIS package."""
+        major = conn.info.server_version // 10000  # e.g. 150018 -> 15
+        return StoreError(
+            f"Cannot make spatial {what}: the PostGIS extension is not installed on {self.spec.where} "
+            f"(PostgreSQL {major}).",
+            hint=self.install_hint(major) + ", then run the sync again",
+            service=self.spec.name,
+        )
+
+    @staticmethod
+    def install_hint(major: int) -> str:
+        return (
+            f"install PostGIS for PostgreSQL {major} on the database server "
+            f"(Debian/Ubuntu: apt-get install postgresql-{major}-postgis-3)"
+        )
+
+    def prepare_hint(self) -> str:
+        """What an admin runs once so this service's spatial stores are cloned from a PostGIS template."""
+        return f"storekeeper services prepare-postgis {self.spec.name} --superuser USER"
+
+    def postgis_denied(self, what: str, template: PostgisTemplate | None = None) -> StoreError:
+        """The error of a spatial store when the service user may not create PostGIS and no template is ready."""
+        broken = f" The PostGIS template is not usable: {template.problem}." if template and template.problem else ""
+        return StoreError(
+            f'Cannot make spatial {what}: user "{self.spec.username}" of {self.spec.where} may not '
+            f"CREATE EXTENSION postgis (PostGIS is not a trusted extension), and no PostGIS template "
+            f"is prepared on the server.{broken}",
+            hint=f"{self.template_fix(template)}have an admin run once: {self.prepare_hint()}  "
+            "(then run the sync again)",
+            service=self.spec.name,
+        )
+
+    def template_fix(self, template: PostgisTemplate | None) -> str:
+        """The SQL that clears a broken PostGIS template away (empty when it is not broken)."""
+        if template is None or template.state != "broken":
+            return ""
+        name = sql.Identifier(POSTGIS_TEMPLATE).as_string(None)
+        return f"as a superuser, ALTER DATABASE {name} IS_TEMPLATE false and DROP DATABASE {name}; then "
+
+    def enable_postgis(self, dbname: str, *, what: str) -> None:
+        """Make sure PostGIS is in an existing database (idempotent), or say how to get it there."""
+        if self.try_postgis(dbname, what=what):
+            return
+        with self.connect() as conn:
+            template = self.postgis_template(conn)
+        if not template.ready:
+            raise self.postgis_denied(what, template)
+        # Only a new database can be cloned from the template: this one needs an admin's hand.
+        raise StoreError(
+            f'Cannot add PostGIS to {what}: it was made without it, and user "{self.spec.username}" of '
+            f"{self.spec.where} may not CREATE EXTENSION postgis (only new spatial stores are cloned from "
+            f'the PostGIS template "{POSTGIS_TEMPLATE}").',
+            hint=f"as a superuser, in database {sql.Identifier(dbname).as_string(None)}: CREATE EXTENSION postgis",
+            service=self.spec.name,
+        )
+
+    @staticmethod
+    def postgis_template(conn: psycopg.Connection[Any]) -> PostgisTemplate:
+        """Inspect :data:`POSTGIS_TEMPLATE`: absent, ready to clone, or broken (and why)."""
+        row = conn.execute(
+            "SELECT datistemplate, datallowconn, pg_get_userbyid(datdba), shobj_description(oid, 'pg_database') "
+            "FROM pg_database WHERE datname = %s",
+            (POSTGIS_TEMPLATE,),
+        ).fetchone()
+        if row is None:
+            return PostgisTemplate("absent")
+        is_template, allow_conn, owner, comment = row
+        state, _, version = (comment or "").removeprefix(MARKER_PREFIX).partition(" ")
+        if not (comment or "").startswith(MARKER_PREFIX) or state != POSTGIS_TEMPLATE_STATE:
+            problem = "it lacks the storekeeper marker (made by someone else, or its preparation did not finish)"
+        elif not is_template:
+            problem = "it is not marked IS_TEMPLATE"
+        elif allow_conn:
+            problem = "it allows connections (a clone fails while anyone is connected to it)"
+        else:
+            return PostgisTemplate("ready", owner=owner, version=version or None)
+        return PostgisTemplate("broken", problem=problem, owner=owner, version=version or None)
+
+    def create_spatial_database(
+        self,
+        conn: psycopg.Connection[Any],
+        dbname: str,
+        *,
+        what: str,
+        owner: str | None = None,
+        role: str | None = None,
+    ) -> str:
+        """Create a database with PostGIS in it, marked as created; return how (:data:`DIRECT` or :data:`TEMPLATE`).
+
+        When the service user may create the extension it does, in the new database.
+        Otherwise the database is made again as a clone of :data:`POSTGIS_TEMPLATE`
+        (which ``CREATE DATABASE`` copies without connecting to it). With neither,
+        nothing is left behind and the error names ``services prepare-postgis``.
+        """
+        key = self._key()
+        template: PostgisTemplate | None = None
+        if key in _postgis_from_template:
+            template = self.postgis_template(conn)
+            if not template.ready:
+                _postgis_from_template.discard(key)
+        if key not in _postgis_from_template:
+            self.create_database(conn, dbname, what=what, owner=owner, role=role)
+            try:
+                direct = self.try_postgis(dbname, what=what)
+            except BaseException:
+                self.drop_database(conn, dbname, what=what)
+                raise
+            if direct:
+                return DIRECT
+            self.drop_database(conn, dbname, what=what)
+            template = self.postgis_template(conn)
+            if not template.ready:
+                raise self.postgis_denied(what, template)
+            _postgis_from_template.add(key)
+        self.create_database(conn, dbname, what=what, owner=owner, role=role, template=POSTGIS_TEMPLATE)
+        return TEMPLATE
+
+    def probe_postgis(self) -> bool:
+        """Return whether the service user may create PostGIS, by trying in a transaction that is rolled back.
+
+        It tries in the coordination database (made by the service user, which may
+        create a schema there); nothing is left behind.
+        """
+        if self._key() in _postgis_probed:
+            return True
+        with self.coordination_connect() as conn:
+            try:
+                with conn.transaction(force_rollback=True):
+                    can_create = conn.execute("SELECT has_database_privilege(current_database(), 'CREATE')")
+                    row = can_create.fetchone()
+                    if row and row[0]:
+                        conn.execute("CREATE SCHEMA storekeeper_postgis_probe")
+                        conn.execute("CREATE EXTENSION postgis SCHEMA storekeeper_postgis_probe")
+                    else:
+                        conn.execute("CREATE EXTENSION postgis")
+            except pgerrors.DuplicateObject:
+                return False  # already in the maintenance database: this cannot tell
+            except psycopg.Error:
+                return False
+        _postgis_probed.add(self._key())
+        return True
+
+    def prepare_postgis(self, superuser: str, password: str | None) -> dict[str, Any]:
+        """Make :data:`POSTGIS_TEMPLATE` as ``superuser``, owned by the service user (idempotent).
+
+        The template has PostGIS in it, is marked ``IS_TEMPLATE``, refuses connections,
+        may not be connected to by PUBLIC, and carries a marker written last, so a
+        template with the marker is complete. The password is used for this one
+        connection and nothing else.
+        """
+        spec = self.spec
+        params = self._login_params(superuser, password)
+        try:
+            admin = psycopg.connect(autocommit=True, **params)
+        except psycopg.OperationalError as err:
+            raise ServiceError(
+                f'Cannot connect to {spec.where} as superuser "{superuser}": {first_line(err)}',
+                hint="check the superuser's name and password (prompted, or STOREKEEPER_SUPERUSER_PASSWORD); "
+                "nothing was changed",
+                service=spec.name,
+            ) from None
+        with admin:
+            result = {"service": spec.name, "template": POSTGIS_TEMPLATE, "service_user": spec.username}
+            found = self.postgis_template(admin)
+            if found.ready:
+                return {**result, "action": "already prepared", "postgis_version": found.version}
+            if found.state == "broken":
+                raise ServiceError(
+                    f'The PostGIS template "{POSTGIS_TEMPLATE}" on {spec.where} exists but is not usable: '
+                    f"{found.problem}.",
+                    hint=f"{self.template_fix(found)}{self.prepare_hint()}",
+                    service=spec.name,
+                )
+            version = self._make_postgis_template(admin, params)
+        return {**result, "action": "prepared", "postgis_version": version}
+
+    def _login_params(self, user: str, password: str | None, dbname: str | None = None) -> dict[str, Any]:
+        spec = self.spec
+        params: dict[str, Any] = {
+            "host": spec.host,
+            "port": spec.port,
+            "user": user,
+            "dbname": dbname or spec.maintenance_db,
+            "connect_timeout": spec.connect_timeout,
+            "application_name": "storekeeper",
+        }
+        if password is not None:
+            params["password"] = password
+        if spec.sslmode:
+            params["sslmode"] = spec.sslmode
+        return params
+
+    def _make_postgis_template(self, admin: psycopg.Connection[Any], params: dict[str, Any]) -> str:
+        spec = self.spec
+        superuser = params["user"]
+        ident = sql.Identifier(POSTGIS_TEMPLATE)
+        try:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+        except pgerrors.DuplicateDatabase:
+            raise ServiceError(
+                f"Another process is preparing the PostGIS template on {spec.where} right now.",
+                hint=f"wait a moment, then: storekeeper services test {spec.name}",
+                service=spec.name,
+            ) from None
+        except psycopg.Error as err:
+            raise ServiceError(
+                f'Cannot create the PostGIS template on {spec.where} as "{superuser}": {first_line(err)}',
+                hint="run it as a superuser (or the admin role your provider gives), e.g. --superuser postgres",
+                service=spec.name,
+            ) from None
+        try:
+            with psycopg.connect(autocommit=True, **{**params, "dbname": POSTGIS_TEMPLATE}) as tpl:
+                try:
+                    tpl.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+                except (pgerrors.UndefinedFile, pgerrors.FeatureNotSupported):
+                    major = tpl.info.server_version // 10000
+                    raise ServiceError(
+                        f"PostGIS is not installed on {spec.where} (PostgreSQL {major}); nothing was changed.",
+                        hint=self.install_hint(major),
+                        service=spec.name,
+                    ) from None
+                row = tpl.execute("SELECT extversion FROM pg_extension WHERE extname = 'postgis'").fetchone()
+                version = str(row[0]) if row else ""
+            admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(ident, sql.Identifier(spec.username)))
+            admin.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(ident))
+            admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
+            marker = f"{MARKER_PREFIX}{POSTGIS_TEMPLATE_STATE} {version}"
+            admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(marker)))
+        except BaseException as err:
+            # Never leave a half-made template behind: the next run starts again.
+            with contextlib.suppress(psycopg.Error):
+                admin.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(ident))
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+            if isinstance(err, psycopg.Error):
+                raise ServiceError(
+                    f'Cannot prepare the PostGIS template on {spec.where} as "{superuser}": {first_line(err)}',
+                    hint="run it as a superuser (or the admin role your provider gives), e.g. --superuser postgres",
+                    service=spec.name,
                 ) from None
+            raise
+        return version
 
     # -- coordination ----------------------------------------------------------------
 
@@ -514,7 +780,7 @@ class PostgresBackend:
                 try:
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(COORDINATION_DB)))
                 except (pgerrors.DuplicateDatabase, pgerrors.UniqueViolation):
-                    pass  # another process made it at the same moment
+                    pass  # another process (or thread: a unique violation then) made it first
                 except pgerrors.InsufficientPrivilege:
                     return self.spec.maintenance_db
                 else:
@@ -570,8 +836,19 @@ class PostgresBackend:
                 FROM pg_roles r WHERE r.rolname = current_user
                 """
             ).fetchone()
-        assert row is not None
+            assert row is not None
+            major = conn.info.server_version // 10000
+            template = self.postgis_template(conn)
         version, superuser, createdb, createrole, max_conn, in_use, postgis, reserved = row
+        direct = postgis is not None and (bool(superuser) or (bool(createdb) and self.probe_postgis()))
+        if direct:
+            path, hint = DIRECT, None
+        elif template.ready:
+            path, hint = TEMPLATE, None
+        elif postgis is None:
+            path, hint = NO_POSTGIS, self.install_hint(major)
+        else:
+            path, hint = NO_POSTGIS, f"{self.template_fix(template)}{self.prepare_hint()}"
         return {
             "server_version": version,
             "superuser": bool(superuser),
@@ -581,8 +858,13 @@ class PostgresBackend:
             "store_access": "role per store" if (superuser or createrole) else "service user",
             "postgis_available": postgis is not None,
             "postgis_version": postgis,
-            # PostGIS is not a trusted extension: only a superuser may create it.
-            "can_create_postgis": bool(superuser) and postgis is not None,
+            # PostGIS is not a trusted extension: a superuser (or a managed cloud's admin role) may create it.
+            "can_create_postgis": direct,
+            # How spatial stores get PostGIS: created directly, cloned from the prepared template, or not at all.
+            "postgis_path": path,
+            "postgis_template": template.state,
+            "postgis_template_problem": template.problem,
+            "postgis_hint": hint,
             "max_connections": max_conn,
             "superuser_reserved_connections": reserved,
             "connections_in_use": in_use,

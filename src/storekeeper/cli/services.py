@@ -184,6 +184,7 @@ def test(name: Annotated[str, typer.Argument(help="Service name.")], as_json: Js
             "stores reached as": report["store_access"],
             "CREATE EXTENSION postgis": report["can_create_postgis"],
             "PostGIS available": report["postgis_version"] or False,
+            "PostGIS path": report["postgis_path"],
             "max_connections": report["max_connections"],
             "connections in use": report["connections_in_use"],
             "pool connections per process": f"{report['pool_connections_per_process']} "
@@ -198,8 +199,55 @@ def test(name: Annotated[str, typer.Argument(help="Service name.")], as_json: Js
             "can reach another's: ALTER ROLE ... CREATEROLE on the server, then storekeeper syncstores --all "
             "gives each store its own role"
         )
-    if not report["can_create_postgis"]:
-        render.warn("spatial stores need PostGIS installed and a superuser service user")
+    if report["postgis_path"] == "none":
+        render.warn(f"spatial stores cannot be made on this service: {report['postgis_hint']}")
+
+
+#: Where scripts put the superuser's password for prepare-postgis (never stored).
+SUPERUSER_PASSWORD_ENV = "STOREKEEPER_SUPERUSER_PASSWORD"
+
+
+@services_cli.command("prepare-postgis")
+def prepare_postgis(
+    name: Annotated[str, typer.Argument(help="Service name.")],
+    superuser: Annotated[
+        str, typer.Option("--superuser", help="A superuser (or your provider's admin role) of the service's server.")
+    ],
+    password_stdin: PasswordStdin = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Once per server, as a superuser: make the PostGIS template spatial stores are cloned from.
+
+    Needed when the service user may not CREATE EXTENSION postgis (``services test``
+    says "PostGIS path: none"). The superuser's password comes from a prompt,
+    --password-stdin or $STOREKEEPER_SUPERUSER_PASSWORD, and is never stored.
+    """
+    import os
+
+    from storekeeper import services
+
+    p = platform()
+    services.get_service(p, name)  # fail on an unknown name before asking for a password
+    password = os.environ.get(SUPERUSER_PASSWORD_ENV)
+    if password is None or password_stdin:
+        password = read_secret(
+            f'Password for superuser "{superuser}"',
+            password_stdin,
+            hint=f"set {SUPERUSER_PASSWORD_ENV}, or pipe it in: "
+            f"storekeeper services prepare-postgis {name} --superuser {superuser} --password-stdin",
+        )
+    result = services.prepare_postgis(p, name, superuser=superuser, password=password)
+    if as_json:
+        render.json_out({"ok": True, **result})
+        return
+    if result["action"] == "already prepared":
+        render.ok(f'Service "{name}" is already prepared: spatial stores are cloned from "{result["template"]}"')
+    else:
+        render.ok(
+            f'Prepared service "{name}": spatial stores are cloned from "{result["template"]}" '
+            f"(PostGIS {result['postgis_version']}, owned by {result['service_user']})"
+        )
+    render.out.print(f"Check it with: storekeeper services test {name}")
 
 
 @services_cli.command("rotate-password")

@@ -86,7 +86,14 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
             # next sync knows the unmarked database is ours and recreates it.
             records.bump(platform, target.setting_id, state=CREATED, initialized_at=None, last_error=None)
             try:
-                backend.create_database(conn, target.database, what=target.what, owner=target.owner, role=target.role)
+                if target.spatial:  # with PostGIS in it, made directly or cloned from the PostGIS template
+                    backend.create_spatial_database(
+                        conn, target.database, what=target.what, owner=target.owner, role=target.role
+                    )
+                else:
+                    backend.create_database(
+                        conn, target.database, what=target.what, owner=target.owner, role=target.role
+                    )
             except Exception as err:
                 if not backend.marker(conn, target.database).exists:
                     # Nothing was made: forget the intent, or a later sync would take a database
@@ -107,7 +114,7 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
                 records.bump(platform, target.setting_id)
             if state != INITIALIZED:
                 records.set_state(platform, target.setting_id, state=INITIALIZED, initialized_at=utcnow())
-        if target.spatial:
+        if target.spatial and exists:  # a new spatial store got PostGIS as it was made
             try:
                 backend.enable_postgis(target.database, what=target.what)
             except StorekeeperError as err:

@@ -214,10 +214,11 @@ def ensure_template(backend: PostgresBackend, target: Target, *, rebuild: bool =
         what = f'template of store "{target.name}" of app "{target.app}" (database {template})'
         if exists:
             backend.drop_database(conn, template, what=what)
-        backend.create_database(conn, template, what=what, owner=target.owner, role=target.role)
+        if target.spatial:  # PostGIS made directly, or cloned from the service's PostGIS template
+            backend.create_spatial_database(conn, template, what=what, owner=target.owner, role=target.role)
+        else:
+            backend.create_database(conn, template, what=what, owner=target.owner, role=target.role)
         try:
-            if target.spatial:
-                backend.enable_postgis(template, what=what)
             if target.initializer:
                 _initialize(backend, target.at(template), True)
         except BaseException:
@@ -274,9 +275,14 @@ def provision_copy(
         if not exists:
             if dynamic_only:
                 # A store this test run made up: nothing to template, initialize it directly.
-                backend.create_database(conn, target.database, what=target.what, owner=target.owner, role=target.role)
                 if target.spatial:
-                    backend.enable_postgis(target.database, what=target.what)
+                    backend.create_spatial_database(
+                        conn, target.database, what=target.what, owner=target.owner, role=target.role
+                    )
+                else:
+                    backend.create_database(
+                        conn, target.database, what=target.what, owner=target.owner, role=target.role
+                    )
                 if target.initializer:
                     _initialize(backend, target, True)
                 first_time = True if target.initializer else None

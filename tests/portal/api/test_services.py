@@ -92,6 +92,7 @@ def test_test_reports_version_privileges_and_postgis(admin, service):
     assert report["superuser"] is True
     assert report["server_version"]
     assert "postgis_available" in report
+    assert report["postgis_path"] in ("direct", "none") and report["postgis_template"] == "absent"
 
 
 def test_test_an_unreachable_service_names_it_and_the_fix(admin, platform, closed_port):

@@ -75,6 +75,7 @@ def test_testing_a_service_shows_version_privileges_and_postgis(admin_web, servi
     assert response.status_code == 200
     for needle in ("Connection works", "PostgreSQL", "Superuser", "Can create databases", "PostGIS available"):
         assert needle in response.text
+    assert "Spatial stores get PostGIS" in response.text and 'id="postgis-path"' in response.text
 
 
 def test_testing_an_unreachable_service_shows_why(admin_web, platform, closed_port):

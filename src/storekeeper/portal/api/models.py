@@ -92,7 +92,16 @@ class ServiceTestOut(BaseModel):
     )
     postgis_available: bool
     postgis_version: str | None
-    can_create_postgis: bool
+    can_create_postgis: bool = Field(description="Whether the service user may CREATE EXTENSION postgis itself.")
+    postgis_path: Literal["direct", "template", "none"] = Field(
+        description="How spatial stores get PostGIS: created by the service user (direct), cloned from the "
+        "PostGIS template an admin prepared (template), or not at all (none: see postgis_hint)."
+    )
+    postgis_template: Literal["absent", "ready", "broken"] = Field(
+        description="The server's PostGIS template (storekeeper-postgis)."
+    )
+    postgis_template_problem: str | None = Field(description="Why a broken PostGIS template cannot be used.")
+    postgis_hint: str | None = Field(description="What to do when postgis_path is none.")
     max_connections: int
     superuser_reserved_connections: int
     connections_in_use: int
