@@ -244,3 +244,22 @@ def test_a_dynamic_store_gets_its_own_role_and_loses_it_when_dropped(
 def rows_owner(admin_conn: psycopg.Connection[Any], dbname: str) -> str | None:
     row = admin_conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
     return row[0] if row else None
+
+
+def test_another_apps_store_role_cannot_reach_this_store_or_bridge_databases(
+    platform: Platform, synced: type, service: str
+) -> None:
+    from links.app import App as Links
+
+    apps.assign_service(platform, "links", "primary_db", service)
+    assert stores.sync_stores(platform, ["links"])[0].ok
+    links = Links.get_persistent_store_database("primary_db", as_url=True)
+    assert links.username == "links_primary_db"
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        _login(links, EXAMPLE_DB).close()
+    with _login(links) as conn:  # its own database: no extension that could read another database
+        for extension in ("dblink", "postgres_fdw"):
+            with pytest.raises((pgerrors.InsufficientPrivilege, pgerrors.UndefinedFile, pgerrors.FeatureNotSupported)):
+                conn.execute(sql.SQL("CREATE EXTENSION {}").format(sql.Identifier(extension)))
+        with pytest.raises(pgerrors.InsufficientPrivilege):
+            conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(EXAMPLE_DB)))
