@@ -87,6 +87,17 @@ class Marker:
     #: "app/store" that owns it; None for markers written before owners were recorded.
     owner: str | None = None
 
+    @classmethod
+    def read(cls, row: tuple[Any, ...] | None) -> Marker:
+        """Parse the comment column of a catalog row (None: no such database or role)."""
+        if row is None:
+            return cls(exists=False)
+        comment = row[0] or ""
+        if not comment.startswith(MARKER_PREFIX):
+            return cls(exists=True)
+        state, _, owner = comment[len(MARKER_PREFIX) :].partition(" ")
+        return cls(exists=True, state=state, owner=owner or None)
+
 
 @dataclass(frozen=True)
 class PostgisTemplate:
@@ -254,13 +265,7 @@ class PostgresBackend:
         row = conn.execute(
             "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (dbname,)
         ).fetchone()
-        if row is None:
-            return Marker(exists=False)
-        comment = row[0] or ""
-        if not comment.startswith(MARKER_PREFIX):
-            return Marker(exists=True)
-        state, _, owner = comment[len(MARKER_PREFIX) :].partition(" ")
-        return Marker(exists=True, state=state, owner=owner or None)
+        return Marker.read(row)
 
     @staticmethod
     def set_marker(conn: psycopg.Connection[Any], dbname: str, state: str, owner: str | None = None) -> None:
@@ -345,13 +350,7 @@ class PostgresBackend:
         row = conn.execute(
             "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s", (role,)
         ).fetchone()
-        if row is None:
-            return Marker(exists=False)
-        comment = row[0] or ""
-        if not comment.startswith(MARKER_PREFIX):
-            return Marker(exists=True)
-        state, _, owner = comment[len(MARKER_PREFIX) :].partition(" ")
-        return Marker(exists=True, state=state, owner=owner or None)
+        return Marker.read(row)
 
     def ensure_role(self, conn: psycopg.Connection[Any], role: str, password: str, *, owner: str, what: str) -> bool:
         """Make a store's login role exist with ``password``; return True when it was created.

@@ -38,6 +38,20 @@ class SyncResult:
         return asdict(self)
 
     @classmethod
+    def done(cls, target: Target, action: str, *, first_time: bool | None, seconds: float = 0.0) -> SyncResult:
+        """Return the result of provisioning ``target`` successfully."""
+        return cls(
+            app=target.app,
+            store=target.name,
+            database=target.database,
+            service=target.spec.name,
+            action=action,
+            ok=True,
+            first_time=first_time,
+            seconds=seconds,
+        )
+
+    @classmethod
     def failure(
         cls, app: str, store: str, database: str | None, service: str | None, err: StorekeeperError
     ) -> SyncResult:

@@ -130,15 +130,8 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
         if marker.state != pg.INITIALIZED or first_time:
             backend.set_marker(conn, target.database, pg.INITIALIZED, target.owner)
         records.set_state(platform, target.setting_id, state=INITIALIZED, initialized_at=utcnow(), last_error=None)
-    return SyncResult(
-        app=target.app,
-        store=target.name,
-        database=target.database,
-        service=target.spec.name,
-        action=action,
-        ok=True,
-        first_time=first_time if target.initializer else None,
-        seconds=time.perf_counter() - started,
+    return SyncResult.done(
+        target, action, first_time=first_time if target.initializer else None, seconds=time.perf_counter() - started
     )
 
 
@@ -181,15 +174,7 @@ def plan(platform: Platform, target: Target, *, refresh: bool, force_first_time:
         action, first = "would recreate", True
     else:
         action, first = "would run initializer" if target.initializer else "up to date", force_first_time
-    return SyncResult(
-        app=target.app,
-        store=target.name,
-        database=target.database,
-        service=target.spec.name,
-        action=action,
-        ok=True,
-        first_time=first if target.initializer else None,
-    )
+    return SyncResult.done(target, action, first_time=first if target.initializer else None)
 
 
 class LiveStores:

@@ -303,16 +303,7 @@ def provision_copy(
         elif not ensure_only and target.initializer:
             _initialize(backend, target, force_first_time)
             first_time, action = force_first_time, "initializer ran"
-    return SyncResult(
-        app=target.app,
-        store=target.name,
-        database=target.database,
-        service=target.spec.name,
-        action=action,
-        ok=True,
-        first_time=first_time,
-        seconds=time.perf_counter() - started,
-    )
+    return SyncResult.done(target, action, first_time=first_time, seconds=time.perf_counter() - started)
 
 
 # -- spares: the next fresh copy, cloned in the background while a test runs ----------------
