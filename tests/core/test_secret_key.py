@@ -66,3 +66,22 @@ def test_an_encrypted_value_from_the_environment_is_refused(sk_home, monkeypatch
         rotate_secret_key(sk_home)
     assert "STOREKEEPER_LOCAL_PASSWORD" in info.value.message
     assert (sk_home / "config.yml").read_bytes() == before
+
+
+def test_store_role_passwords_are_reencrypted_and_stores_stay_reachable(platform, my_first_app, sk_home):
+    from sqlalchemy import text
+
+    from storekeeper import engines, stores
+    from storekeeper.platform.models import Setting
+
+    assert stores.sync_stores(platform, ["my_first_app"], database="example_db")[0].ok
+    with platform.session() as session:
+        before = session.scalars(select(Setting.role_password).where(Setting.name == "example_db")).one()
+    result = rotate_secret_key(sk_home)
+    assert result.reencrypted["settings.role_password"] == 1
+    with platform.session() as session:
+        after = session.scalars(select(Setting.role_password).where(Setting.name == "example_db")).one()
+    assert after != before
+    engines.clear()  # a new process: reads the role's password with the new key
+    with my_first_app.get_persistent_store_database("example_db").connect() as conn:
+        assert conn.execute(text("SELECT current_user")).scalar_one() == "my_first_app_example_db"
