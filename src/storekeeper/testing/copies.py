@@ -183,14 +183,15 @@ def _reach(
         return target.as_role(role, password)
     if capable is False:
         return target.as_role(None, None)
-    with contextlib.ExitStack() as stack:
-        if conn is None:
-            conn = stack.enter_context(backend.connect())
-        if capable is None:
+    if capable is None:
+        with contextlib.ExitStack() as stack:
+            conn = conn if conn is not None else stack.enter_context(backend.connect())
             capable = _role_capable[key] = backend.can_create_roles(conn)
-        if not capable:
-            return target.as_role(None, None)
-        backend.ensure_role(conn, role, password, owner=target.owner, what=f"the test copies of {target.what}")
+    if not capable:
+        return target.as_role(None, None)
+    # xdist workers share the test role: one at a time changes it (the catalog refuses concurrent updates).
+    with backend.store_lock(f"role:{role}") as locked:
+        backend.ensure_role(locked, role, password, owner=target.owner, what=f"the test copies of {target.what}")
     _roles_ready.add((key, role, password))
     return target.as_role(role, password)
 
