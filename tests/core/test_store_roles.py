@@ -263,3 +263,26 @@ def test_another_apps_store_role_cannot_reach_this_store_or_bridge_databases(
                 conn.execute(sql.SQL("CREATE EXTENSION {}").format(sql.Identifier(extension)))
         with pytest.raises(pgerrors.InsufficientPrivilege):
             conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(EXAMPLE_DB)))
+
+
+def test_a_sync_killed_between_recording_a_role_password_and_setting_it_is_repaired_by_the_next_sync(
+    platform: Platform, synced: type, admin_conn: psycopg.Connection[Any]
+) -> None:
+    from storekeeper.stores import records
+
+    with platform.session() as session:
+        setting_id = records.get_setting(records.load_app(session, APP), "example_db").id
+    # The kill: the new password is recorded, the server never heard of it.
+    records.set_state(platform, setting_id, role_password=platform.encrypt("recorded-but-never-set"))
+    from storekeeper import engines
+
+    engines.clear()
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        _login(synced.get_persistent_store_database("example_db", as_url=True)).close()
+    result = stores.sync_stores(platform, [APP], database="example_db")[0]
+    assert result.ok and result.first_time is False
+    engines.clear()
+    url = synced.get_persistent_store_database("example_db", as_url=True)
+    assert url.password == "recorded-but-never-set"
+    with _login(url) as conn:
+        assert conn.execute("SELECT count(*) FROM stream_gages").fetchone() == (2,)
