@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from storekeeper import apps
+from storekeeper.backends import postgresql as pg
 from storekeeper.platform import Platform
 
 APP = "my_first_app"
@@ -99,3 +100,50 @@ def fail_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     flag.touch()
     monkeypatch.setenv("FLAKY_APP_FAIL", str(flag))
     yield flag
+
+
+def make_service_user(
+    platform: Platform, pg_admin_url: str, service: str, user: str, password: str, attributes: str
+) -> None:
+    """Create login role ``user`` with ``attributes`` on the test server (afresh) and register it as ``service``."""
+    from storekeeper import services
+
+    u = make_url(pg_admin_url)
+    with connect_to(pg_admin_url, "postgres") as conn:
+        drop_service_user(conn, user)
+        conn.execute(
+            sql.SQL("CREATE ROLE {} {} PASSWORD {}").format(
+                sql.Identifier(user), sql.SQL(attributes), sql.Literal(password)
+            )
+        )
+    services.create_service(
+        platform, name=service, host=u.host or "127.0.0.1", port=u.port or 5432, username=user, password=password
+    )
+
+
+def drop_service_user(conn: psycopg.Connection[Any], user: str) -> None:
+    """Drop the PostGIS template, the databases ``user`` and its store roles own, the roles, then ``user``."""
+    tpl = sql.Identifier(pg.POSTGIS_TEMPLATE)
+    if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (pg.POSTGIS_TEMPLATE,)).fetchone():
+        conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(tpl))
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(tpl))
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone() is None:
+        return
+    roles = [
+        r[0]
+        for r in conn.execute(
+            "SELECT r.rolname FROM pg_roles r WHERE pg_has_role(%s, r.oid, 'MEMBER') AND r.rolname <> %s "
+            "AND shobj_description(r.oid, 'pg_authid') LIKE 'storekeeper:role %%'",
+            (user, user),
+        ).fetchall()
+    ]
+    owners = [user, *roles]
+    for (name,) in conn.execute(
+        "SELECT datname FROM pg_database WHERE pg_get_userbyid(datdba) = ANY(%s)", (owners,)
+    ).fetchall():
+        ident = sql.Identifier(name)
+        conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(ident))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+    for name in owners:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))

@@ -23,7 +23,15 @@ from storekeeper import apps, audit, engines, services, stores
 from storekeeper.backends import postgresql as pg
 from storekeeper.platform import Platform
 from storekeeper.testing import copies
-from tests.core.conftest import APP, connect_to, database_exists, rows, setting_record
+from tests.core.conftest import (
+    APP,
+    connect_to,
+    database_exists,
+    drop_service_user,
+    make_service_user,
+    rows,
+    setting_record,
+)
 from tests.pg_server import require_postgis
 
 MANAGED = "sk_managed"  # a service user with LOGIN CREATEDB CREATEROLE and nothing else
@@ -39,34 +47,6 @@ def _forget_backend_state() -> None:
     pg._postgis_probed.clear()
 
 
-def _drop_everything_of(conn: psycopg.Connection[Any], user: str) -> None:
-    """Drop the PostGIS template, the databases ``user`` and its store roles own, the roles, then ``user``."""
-    tpl = sql.Identifier(pg.POSTGIS_TEMPLATE)
-    if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (pg.POSTGIS_TEMPLATE,)).fetchone():
-        conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(tpl))
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(tpl))
-    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone() is None:
-        return
-    roles = [
-        r[0]
-        for r in conn.execute(
-            "SELECT r.rolname FROM pg_roles r WHERE pg_has_role(%s, r.oid, 'MEMBER') AND r.rolname <> %s "
-            "AND shobj_description(r.oid, 'pg_authid') LIKE 'storekeeper:role %%'",
-            (user, user),
-        ).fetchall()
-    ]
-    owners = [user, *roles]
-    for (name,) in conn.execute(
-        "SELECT datname FROM pg_database WHERE pg_get_userbyid(datdba) = ANY(%s)", (owners,)
-    ).fetchall():
-        ident = sql.Identifier(name)
-        conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(ident))
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
-    for name in owners:
-        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
-
-
 def _drop_test_copies(conn: psycopg.Connection[Any]) -> None:
     for (name,) in conn.execute("SELECT datname FROM pg_database").fetchall():
         if TEST_DATABASES.match(name):
@@ -76,24 +56,10 @@ def _drop_test_copies(conn: psycopg.Connection[Any]) -> None:
 @pytest.fixture
 def managed_service(platform: Platform, service: str, pg_admin_url: str) -> Iterator[str]:
     """Service "managed": a user with exactly LOGIN CREATEDB CREATEROLE on the test server."""
-    u = make_url(pg_admin_url)
     _forget_backend_state()
     with connect_to(pg_admin_url, "postgres") as conn:
         _drop_test_copies(conn)
-        _drop_everything_of(conn, MANAGED)
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD {}").format(
-                sql.Identifier(MANAGED), sql.Literal(MANAGED_PASSWORD)
-            )
-        )
-    services.create_service(
-        platform,
-        name="managed",
-        host=u.host or "127.0.0.1",
-        port=u.port or 5432,
-        username=MANAGED,
-        password=MANAGED_PASSWORD,
-    )
+    make_service_user(platform, pg_admin_url, "managed", MANAGED, MANAGED_PASSWORD, "LOGIN CREATEDB CREATEROLE")
     yield "managed"
     engines.clear()
     copies.drop_spares()
@@ -101,7 +67,7 @@ def managed_service(platform: Platform, service: str, pg_admin_url: str) -> Iter
     _forget_backend_state()
     with connect_to(pg_admin_url, "postgres") as conn:
         _drop_test_copies(conn)
-        _drop_everything_of(conn, MANAGED)
+        drop_service_user(conn, MANAGED)
 
 
 @pytest.fixture

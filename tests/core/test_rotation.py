@@ -20,7 +20,7 @@ from storekeeper import engines, stores
 from storekeeper.backends.postgresql import scram_verifier
 from storekeeper.platform import Platform
 from storekeeper.stores import records
-from tests.core.conftest import APP, EXAMPLE_DB, connect_to
+from tests.core.conftest import APP, EXAMPLE_DB, connect_to, drop_service_user, make_service_user
 
 CLIENT = textwrap.dedent(
     """
@@ -153,28 +153,10 @@ ROTATOR = "sk_rotator"
 @pytest.fixture
 def rotator_service(platform: Platform, service: str, pg_admin_url: str) -> Any:
     """Service "rot": a user with exactly LOGIN CREATEDB CREATEROLE, whose password the test rotates."""
-    from psycopg import sql
-    from sqlalchemy.engine import make_url
-
-    from storekeeper import services
-
-    u = make_url(pg_admin_url)
-    with connect_to(pg_admin_url, "postgres") as conn:
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROTATOR)))
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD 'first-pw'").format(sql.Identifier(ROTATOR))
-        )
-    services.create_service(
-        platform, name="rot", host=u.host or "127.0.0.1", port=u.port or 5432, username=ROTATOR, password="first-pw"
-    )
+    make_service_user(platform, pg_admin_url, "rot", ROTATOR, "first-pw", "LOGIN CREATEDB CREATEROLE")
     yield "rot"
     with connect_to(pg_admin_url, "postgres") as conn:
-        for (name,) in conn.execute(
-            "SELECT datname FROM pg_database WHERE pg_get_userbyid(datdba) = %s", (ROTATOR,)
-        ).fetchall():
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(ROTATOR)))
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROTATOR)))
+        drop_service_user(conn, ROTATOR)
 
 
 def test_service_password_rotation_keeps_connections_working_and_refuses_the_old_password(

@@ -10,11 +10,11 @@ import pytest
 from psycopg import errors as pgerrors
 from psycopg import sql
 from sqlalchemy import text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
-from storekeeper import apps, services, stores
+from storekeeper import apps, stores
 from storekeeper.platform import Platform
-from tests.core.conftest import APP, EXAMPLE_DB, connect_to, rows
+from tests.core.conftest import APP, EXAMPLE_DB, connect_to, drop_service_user, make_service_user, rows
 
 TEMP_DB = "my_first_app_temp_db"
 LIMITED = "sk_limited"  # a service user with LOGIN CREATEDB and nothing else
@@ -133,30 +133,10 @@ def test_a_role_of_the_same_name_not_made_by_storekeeper_is_refused(
 @pytest.fixture
 def limited_service(platform: Platform, service: str, pg_admin_url: str) -> Iterator[str]:
     """Service "limited": a user with LOGIN CREATEDB only (no CREATEROLE), on the test server."""
-    u = make_url(pg_admin_url)
-    with connect_to(pg_admin_url, "postgres") as conn:
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(LIMITED)))
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(
-                sql.Identifier(LIMITED), sql.Literal(LIMITED_PASSWORD)
-            )
-        )
-    services.create_service(
-        platform,
-        name="limited",
-        host=u.host or "127.0.0.1",
-        port=u.port or 5432,
-        username=LIMITED,
-        password=LIMITED_PASSWORD,
-    )
+    make_service_user(platform, pg_admin_url, "limited", LIMITED, LIMITED_PASSWORD, "LOGIN CREATEDB")
     yield "limited"
     with connect_to(pg_admin_url, "postgres") as conn:
-        for (name,) in conn.execute(
-            "SELECT datname FROM pg_database WHERE pg_get_userbyid(datdba) = %s", (LIMITED,)
-        ).fetchall():
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(LIMITED)))
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(LIMITED)))
+        drop_service_user(conn, LIMITED)
 
 
 def test_a_service_that_cannot_create_roles_falls_back_to_the_service_user(
