@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from storekeeper import discovery, engines
@@ -27,6 +28,10 @@ pytest_plugins = ["tests.pg_server"]
 #: Database-name prefixes of the apps in tests/apps and examples/; tests drop these freely.
 TEST_APP_PREFIXES = ("my_first_app_", "bench_app_", "flaky_app_", "rows_app_", "links_", "stream_gages_")
 SERVICE = "local"
+#: The installation id of every test home: one installation, as a developer's machine is, so stores, roles
+#: and templates a test leaves on the shared server belong to the next test's home too. Tests of two
+#: installations make homes of their own (see tests/reliability).
+TEST_INSTALLATION = "test-suite"
 #: Every app the test environment installs: tests/apps and the examples.
 INSTALLED_APPS = {"bench_app", "flaky_app", "my_first_app", "rows_app", "links", "stream_gages"}
 
@@ -67,6 +72,8 @@ def sk_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
     engine = db.make_engine(load_config().database_url)
     db.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE installation SET id = :id"), {"id": TEST_INSTALLATION})
     engine.dispose()
     yield home
     _forget_process_state()

@@ -34,6 +34,10 @@ class SettingInfo:
     service: str | None
     state: str | None
     orphaned: bool
+    #: A store's readiness as its server sees it (see :attr:`StoreInfo.ready`); None: not asked, or no store.
+    ready: bool | None = None
+    #: Why a store is not ready, and the command that fixes it.
+    problem: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,9 +60,12 @@ class AppInfo:
 
     @property
     def ready(self) -> bool:
-        """True when configured and every assigned static store is initialized."""
+        """True when configured and every assigned static store is initialized, as its server agrees.
+
+        Apps listed without asking the servers (``ready`` of each store None) go by the records.
+        """
         return self.configured and all(
-            s.state == "initialized"
+            s.state == "initialized" and s.ready is not False
             for s in self.settings
             if s.kind == DATABASE and s.service and not s.orphaned and not s.dynamic
         )
@@ -70,7 +77,8 @@ class AppInfo:
         return data
 
 
-def _setting_info(app: App, s: Setting) -> SettingInfo:
+def _setting_info(app: App, s: Setting, seen: dict[tuple[str, str], stores.StoreInfo] | None = None) -> SettingInfo:
+    store = seen.get((app.package, s.name)) if seen is not None else None
     return SettingInfo(
         app=app.package,
         name=s.name,
@@ -83,17 +91,25 @@ def _setting_info(app: App, s: Setting) -> SettingInfo:
         service=s.service.name if s.service else None,
         state=s.state if s.kind == DATABASE else None,
         orphaned=s.orphaned or not app.installed,
+        ready=store.ready if store is not None else None,
+        problem=store.problem if store is not None else None,
     )
 
 
-def _app_info(app: App) -> AppInfo:
+def _app_info(app: App, seen: dict[tuple[str, str], stores.StoreInfo] | None = None) -> AppInfo:
     return AppInfo(
         package=app.package,
         name=app.name,
         description=app.description,
         installed=app.installed,
-        settings=[_setting_info(app, s) for s in app.settings],
+        settings=[_setting_info(app, s, seen) for s in app.settings],
     )
+
+
+def _server_view(platform: Platform, package: str | None = None) -> dict[tuple[str, str], stores.StoreInfo]:
+    """Ask the servers (one query per service) what they hold: an app is ready only when they agree."""
+    listed = stores.list_stores(platform, package, check_server=True, discover=False)
+    return {(s.app, s.name): s for s in listed}
 
 
 def _load_app(session: Session, package: str) -> App:
@@ -108,16 +124,18 @@ def _load_app(session: Session, package: str) -> App:
 def list_apps(platform: Platform) -> tuple[list[AppInfo], list[discovery.AppProblem]]:
     """Discover installed apps and return every recorded app, plus entry points that failed to load."""
     problems = discovery.discover(platform)
+    seen = _server_view(platform)
     with platform.session() as session:
         stmt = select(App).options(selectinload(App.settings).selectinload(Setting.service)).order_by(App.package)
-        return [_app_info(a) for a in session.scalars(stmt)], problems
+        return [_app_info(a, seen) for a in session.scalars(stmt)], problems
 
 
 def get_app(platform: Platform, package: str) -> AppInfo:
-    """Return one app with its settings."""
+    """Return one app with its settings, each store's readiness as its server sees it."""
     discovery.discover(platform)
+    seen = _server_view(platform, package)  # an unknown app raises here, naming the fix
     with platform.session() as session:
-        return _app_info(_load_app(session, package))
+        return _app_info(_load_app(session, package), seen)
 
 
 def list_settings(platform: Platform, package: str) -> list[SettingInfo]:

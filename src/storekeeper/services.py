@@ -332,6 +332,7 @@ def service_spec(platform: Platform, svc: Service) -> ServiceSpec:
         driver=svc.driver,
         version=svc.version,
         pending_password=platform.decrypt(svc.password_pending, service=svc.name) if svc.password_pending else None,
+        installation=platform.installation_id,
     )
 
 

@@ -325,12 +325,18 @@ def test_foreign_database_with_the_store_name_is_refused_and_left_intact(
     result = sync_example(platform)
     assert not result.ok
     assert "not created by storekeeper" in result.error
-    assert "--refresh" in result.hint and "drop" in result.hint
+    assert "DROP DATABASE" in result.hint and "another store name" in result.hint
     assert rows(pg_admin_url, EXAMPLE_DB, "SELECT to_regclass('precious') IS NOT NULL") == [(True,)]
     assert setting_record(platform, APP, "example_db")["state"] != "initialized"  # type: ignore[index]
-    replaced = sync_example(platform, refresh=True)
-    assert (replaced.ok, replaced.first_time) == (True, True)
-    assert rows(pg_admin_url, EXAMPLE_DB, "SELECT to_regclass('precious') IS NULL") == [(True,)]
+    # Not even --refresh or a drop touches a database storekeeper did not make.
+    assert not sync_example(platform, refresh=True).ok
+    with pytest.raises(StoreError, match="not created by storekeeper"):
+        stores.drop_store(platform, APP, "example_db")
+    assert rows(pg_admin_url, EXAMPLE_DB, "SELECT to_regclass('precious') IS NOT NULL") == [(True,)]
+    # Once its owner has dropped it, the next sync makes the store.
+    drop_behind_back(admin_conn, EXAMPLE_DB)
+    made = sync_example(platform)
+    assert (made.ok, made.first_time) == (True, True)
 
 
 # -- drop -----------------------------------------------------------------------------

@@ -52,6 +52,10 @@ MARKER_PREFIX = "storekeeper:"
 CREATED = "created"
 INITIALIZED = "initialized"
 ROLE = "role"
+#: How a marker names the installation that made the object.
+INSTALLATION_KEY = "installation="
+#: ``pg_database.datconnlimit`` of a database whose drop was cut short (PostgreSQL 15.4 and later).
+INVALID_CONNLIMIT = -2
 #: SCRAM-SHA-256 iterations of the verifiers we send (PostgreSQL's default).
 SCRAM_ITERATIONS = 4096
 #: Where storekeeper takes its advisory locks: a database no store role may connect to. The
@@ -79,24 +83,54 @@ _postgis_probed: set[tuple[str, int, str]] = set()
 
 @dataclass(frozen=True)
 class Marker:
-    """What a database's comment says about it: made by storekeeper? in which state? for whom?"""
+    """What a database's (or role's) comment says about it: made by storekeeper? which? in which state? for whom?
+
+    The comment reads ``storekeeper:STATE APP/STORE installation=ID``; markers written
+    before installations had ids lack the last part, and the oldest lack the owner too.
+    """
 
     exists: bool
-    #: "created", "initialized", "template:<hash>"; None when storekeeper did not make it.
+    #: "created", "initialized", "role", "template:<hash>"; None when storekeeper did not make it.
     state: str | None = None
     #: "app/store" that owns it; None for markers written before owners were recorded.
     owner: str | None = None
+    #: The id of the installation that made it; None for markers written before installation ids.
+    installation: str | None = None
+    #: PostgreSQL marks a database whose DROP DATABASE was cut short invalid: it can only be dropped.
+    invalid: bool = False
 
     @classmethod
     def read(cls, row: tuple[Any, ...] | None) -> Marker:
-        """Parse the comment column of a catalog row (None: no such database or role)."""
+        """Parse a catalog row: (comment) for a role, (comment, datconnlimit) for a database; None: no such object."""
         if row is None:
             return cls(exists=False)
         comment = row[0] or ""
+        invalid = len(row) > 1 and row[1] == INVALID_CONNLIMIT
         if not comment.startswith(MARKER_PREFIX):
-            return cls(exists=True)
-        state, _, owner = comment[len(MARKER_PREFIX) :].partition(" ")
-        return cls(exists=True, state=state, owner=owner or None)
+            return cls(exists=True, invalid=invalid)
+        state, *rest = comment[len(MARKER_PREFIX) :].split(" ")
+        owner = installation = None
+        for word in rest:
+            if word.startswith(INSTALLATION_KEY):
+                installation = word[len(INSTALLATION_KEY) :] or None
+            elif word and owner is None:
+                owner = word
+        return cls(exists=True, state=state, owner=owner, installation=installation, invalid=invalid)
+
+    @property
+    def storekeepers(self) -> bool:
+        """True when some storekeeper made it (whichever installation)."""
+        return self.exists and self.state is not None
+
+
+def marker_text(state: str, owner: str | None = None, installation: str | None = None) -> str:
+    """Return the comment that marks a database or role (see :class:`Marker`)."""
+    text = MARKER_PREFIX + state
+    if owner:
+        text += f" {owner}"
+    if installation:
+        text += f" {INSTALLATION_KEY}{installation}"
+    return text
 
 
 @dataclass(frozen=True)
@@ -134,6 +168,8 @@ class ServiceSpec:
     version: int = 1
     #: A new password being rotated in: tried when the current one is refused (a rotation cut short).
     pending_password: str | None = field(default=None, repr=False)
+    #: The installation whose stores these are: written into every marker, checked before any change.
+    installation: str | None = None
 
     def __repr__(self) -> str:  # keep the password out of tracebacks and logs
         return f"ServiceSpec(name={self.name!r}, host={self.host!r}, port={self.port}, username={self.username!r})"
@@ -263,22 +299,34 @@ class PostgresBackend:
     def marker(conn: psycopg.Connection[Any], dbname: str) -> Marker:
         """Read a database's storekeeper marker (state and owning app/store)."""
         row = conn.execute(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (dbname,)
+            "SELECT shobj_description(oid, 'pg_database'), datconnlimit FROM pg_database WHERE datname = %s",
+            (dbname,),
         ).fetchone()
         return Marker.read(row)
 
     @staticmethod
-    def set_marker(conn: psycopg.Connection[Any], dbname: str, state: str, owner: str | None = None) -> None:
-        """Record a database's state (and owner, ``app/store``) in its comment."""
-        text = MARKER_PREFIX + state + (f" {owner}" if owner else "")
+    def markers(conn: psycopg.Connection[Any], names: Iterable[str]) -> dict[str, tuple[Marker, int | None]]:
+        """Read the markers (and sizes, where this user may see them) of the databases of ``names`` that exist.
+
+        One query per server, cheap enough to run each time stores or apps are listed.
+        """
+        rows = conn.execute(
+            "SELECT datname, shobj_description(oid, 'pg_database'), datconnlimit, "
+            "CASE WHEN datconnlimit <> %s AND has_database_privilege(oid, 'CONNECT') "
+            "THEN pg_database_size(oid) END FROM pg_database WHERE datname = ANY(%s)",
+            (INVALID_CONNLIMIT, list(names)),
+        ).fetchall()
+        return {r[0]: (Marker.read((r[1], r[2])), r[3]) for r in rows}
+
+    def set_marker(self, conn: psycopg.Connection[Any], dbname: str, state: str, owner: str | None = None) -> None:
+        """Record a database's state (and owner, ``app/store``, and this installation) in its comment."""
+        text = marker_text(state, owner, self.spec.installation)
         conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(dbname), sql.Literal(text)))
 
-    @staticmethod
-    def sizes(conn: psycopg.Connection[Any], names: Iterable[str]) -> dict[str, int]:
-        rows = conn.execute(
-            "SELECT datname, pg_database_size(oid) FROM pg_database WHERE datname = ANY(%s)", (list(names),)
-        ).fetchall()
-        return {r[0]: r[1] for r in rows}
+    def foreign(self, marker: Marker) -> bool:
+        """True when another installation made the object (markers without an installation are not foreign)."""
+        mine = self.spec.installation
+        return marker.installation is not None and mine is not None and marker.installation != mine
 
     # -- provisioning --------------------------------------------------------------
 
@@ -362,6 +410,8 @@ class PostgresBackend:
         marker = self.role_marker(conn, role)
         ident = sql.Identifier(role)
         verifier = sql.Literal(scram_verifier(password))
+        if self.foreign(marker):
+            raise self.foreign_error(f'role "{role}"', marker, what)
         if marker.exists and (marker.state != ROLE or (marker.owner is not None and marker.owner != owner)):
             raise StoreError(
                 f'Cannot give {what} its own role: a role named "{role}" already exists on {self.spec.where} '
@@ -379,7 +429,8 @@ class PostgresBackend:
                         "NOBYPASSRLS PASSWORD {}"
                     ).format(ident, verifier)
                 )
-                text = f"{MARKER_PREFIX}{ROLE} {owner}"
+            if not marker.exists or marker.installation is None:  # new, or made before installation ids
+                text = marker_text(ROLE, owner, self.spec.installation)
                 conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(text)))
             if not self._is_member(conn, role):
                 conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(ident))
@@ -433,6 +484,8 @@ class PostgresBackend:
         marker = self.role_marker(conn, role)
         if not marker.exists or marker.state != ROLE or (marker.owner is not None and marker.owner != owner):
             return False
+        if self.foreign(marker):
+            return False
         ident = sql.Identifier(role)
         try:
             conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
@@ -467,13 +520,21 @@ class PostgresBackend:
         return moved
 
     def drop_database(self, conn: psycopg.Connection[Any], dbname: str, *, what: str) -> bool:
-        """Lock out new connections, then drop the database even if sessions are open."""
-        if not self.existing(conn, [dbname]):
+        """Lock out new connections, then drop the database even if sessions are open.
+
+        A database left invalid by a drop that was cut short (a server crash) is
+        finished: it can no longer be altered or connected to, only dropped.
+        """
+        marker = self.marker(conn, dbname)
+        if not marker.exists:
             return False
+        if self.foreign(marker):  # whichever path got here: never another installation's database
+            raise self.foreign_error(f"database {dbname}", marker, what)
         try:
             # Refusing new connections first means nobody can slip in between the
             # termination of open sessions (WITH FORCE) and the drop itself.
-            conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(dbname)))
+            if not marker.invalid:
+                conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(dbname)))
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
         except pgerrors.InsufficientPrivilege:
             raise StoreError(
@@ -486,6 +547,18 @@ class PostgresBackend:
                 f"Cannot drop {what} on {self.spec.where}: {first_line(err)}", service=self.spec.name
             ) from None
         return True
+
+    def foreign_error(self, thing: str, marker: Marker, what: str) -> StoreError:
+        """The error of an object another installation made, met while working on ``what``."""
+        return StoreError(
+            f"Cannot work on {what}: {thing} on {self.spec.where} belongs to another storekeeper installation "
+            f"(id {marker.installation}; this one is {self.spec.installation}). storekeeper never adopts, "
+            "changes or drops another installation's databases and roles.",
+            hint="give each installation its own server or service, or remove that store with the installation "
+            "that made it, run with its home: storekeeper stores drop APP STORE  (storekeeper db info prints "
+            "an installation's id)",
+            service=self.spec.name,
+        )
 
     # -- PostGIS ---------------------------------------------------------------------
 

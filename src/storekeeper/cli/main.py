@@ -253,6 +253,29 @@ def db_upgrade(
         render.ok(f"Platform database migrated from {schema.before or 'empty'} to {schema.after}")
 
 
+@db_cli.command("info")
+def db_info(as_json: JsonOpt = False) -> None:
+    """Show the platform database (where, migration) and this installation's id.
+
+    The id is written into the marker of every database and role this
+    installation makes; hosts that share one platform database share it.
+    """
+    from storekeeper.platform import db
+
+    p = platform()
+    info = {
+        "installation_id": p.installation_id,
+        "platform_database": p.engine.url.render_as_string(hide_password=True),
+        "migration": db.current_revision(p.engine),
+        "head": db.HEAD_REVISION,
+        "home": str(p.config.home),
+    }
+    if as_json:
+        render.json_out(info)
+    else:
+        render.table([info], [(k, k.replace("_", " ").capitalize()) for k in info])
+
+
 # -- syncstores ------------------------------------------------------------------------
 
 

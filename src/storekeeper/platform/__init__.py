@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cryptography.fernet import InvalidToken, MultiFernet
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from storekeeper.config import Config, env_var, load_config
@@ -45,6 +46,7 @@ class Platform:
     _fernet: MultiFernet = field(repr=False)
     #: When config.yml was last seen; a change (a key rotation elsewhere) reloads the keys.
     _key_stamp: tuple[int, int, int] | None = field(default=None, repr=False)
+    _installation: str | None = field(default=None, repr=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -81,6 +83,22 @@ class Platform:
             self._fernet = load_config(self.config.home).fernet()
             self._key_stamp = stamp
         return self._fernet
+
+    @property
+    def installation_id(self) -> str:
+        """This installation's id (from the platform database; every host that shares it shares the id).
+
+        It is written into the marker of every database and role storekeeper makes,
+        so two installations pointed at one server never touch each other's.
+        """
+        if self._installation is None:
+            with self.session() as session:
+                row = session.scalars(select(models.Installation).order_by(models.Installation.created_at)).first()
+                if row is None:  # a platform database made without migration 0004's row
+                    row = models.Installation(id=uuid.uuid4().hex[:16])
+                    session.add(row)
+                self._installation = row.id
+        return self._installation
 
     def close(self) -> None:
         self.engine.dispose()

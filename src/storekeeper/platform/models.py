@@ -37,7 +37,9 @@ CONNECTION = "connection"
 #: Store states, as recorded. The server-side marker (see backends.postgresql) is the
 #: authority when the two disagree after a crash.
 ABSENT = "absent"  # no database made by us (never synced, or dropped)
-CREATED = "created"  # database exists, first-time initializer not completed
+CREATING = "creating"  # about to be (re)made: CREATE DATABASE and the first-time initializer not completed
+CREATED = "created"  # (written by earlier versions) as creating
+DROPPING = "dropping"  # a drop started and has not finished: the next sync or drop finishes it
 INITIALIZED = "initialized"  # a first-time initializer run completed
 FAILED = "failed"  # the last first-time initializer run raised
 
@@ -212,6 +214,16 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Installation(Base):
+    """This installation: one row, made by migration 0004. Hosts sharing a platform database are one."""
+
+    __tablename__ = "installation"
+
+    #: Written into the marker of every database and role this installation makes on a server.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class SignInThrottle(Base):

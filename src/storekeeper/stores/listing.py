@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import psycopg
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from storekeeper import discovery
 from storekeeper.backends import ServiceSpec, get_backend
+from storekeeper.backends import postgresql as pg
 from storekeeper.backends.names import check_name
 from storekeeper.declaration import AppClass
 from storekeeper.errors import AppError, StorekeeperError
 from storekeeper.platform import Platform
-from storekeeper.platform.models import ABSENT, CONNECTION, DATABASE, INITIALIZED, App, Service, Setting
+from storekeeper.platform.models import (
+    ABSENT,
+    CONNECTION,
+    CREATED,
+    CREATING,
+    DATABASE,
+    DROPPING,
+    FAILED,
+    INITIALIZED,
+    App,
+    Service,
+    Setting,
+)
 from storekeeper.services import service_spec
 from storekeeper.stores import mode, records
 from storekeeper.stores.model import StoreInfo
@@ -62,12 +76,19 @@ def list_stores(
             )
             for app, s in rows
         ]
-    sizes = _sizes(specs, names) if check_server else {}
+    seen = _ask_servers(specs, names) if check_server else {}
     result = []
     for pkg, name, dynamic, sid, service, spatial, initializer, state, orphaned, last_error, access in snapshot:
         database = dbname(pkg, name)
-        found = sizes.get(sid) if sid is not None else None
-        exists = False if sid is None else (None if found is None else database in found)
+        found = seen.get(sid) if sid is not None else None
+        server = found.get(database) if found is not None else None
+        if sid is None:
+            exists: bool | None = False
+        elif found is None:
+            exists = None
+        else:
+            exists = server is not None and not server[0].invalid
+        ready, problem = _readiness(pkg, name, state, sid, found, server, specs.get(sid) if sid is not None else None)
         result.append(
             StoreInfo(
                 app=pkg,
@@ -83,23 +104,65 @@ def list_stores(
                 orphaned=orphaned,
                 last_error=last_error,
                 access=access,
-                size_bytes=found.get(database) if found else None,
+                size_bytes=server[1] if server is not None else None,
+                ready=ready if check_server else None,
+                problem=problem if check_server else None,
             )
         )
     return result
 
 
-def _sizes(specs: dict[int, ServiceSpec], names: dict[int, list[str]]) -> dict[int, dict[str, int] | None]:
-    """Ask each service for the sizes of the databases that exist (None: it could not be asked)."""
-    sizes: dict[int, dict[str, int] | None] = {}
+#: What a server says about one database: its marker and size (None: this user may not see it).
+_Seen = tuple[pg.Marker, int | None]
+
+
+def _readiness(
+    package: str,
+    name: str,
+    state: str,
+    sid: int | None,
+    found: dict[str, _Seen] | None,
+    server: _Seen | None,
+    spec: ServiceSpec | None,
+) -> tuple[bool, str | None]:
+    """Return whether a store is ready (the record and the server agree it is initialized) and, if not, why."""
+    sync = f"storekeeper syncstores {package} --database {name}"
+    if sid is None or spec is None:
+        return False, None
+    if found is None:
+        return False, f"its server ({spec.where}) could not be asked: storekeeper services test {spec.name}"
+    if server is not None:
+        marker = server[0]
+        if marker.installation is not None and spec.installation and marker.installation != spec.installation:
+            return False, f"its database belongs to another storekeeper installation (id {marker.installation})"
+        if marker.invalid:
+            return False, f"a drop was cut short (the server left the database invalid): {sync}, or drop it again"
+    if state == DROPPING:
+        return False, f"a drop did not finish: storekeeper stores drop {package} {name}, or recreate it: {sync}"
+    if state in (CREATING, CREATED):
+        return False, f"being created, or its creation was cut short: {sync}"
+    if state == FAILED:
+        return False, f"its first-time initializer failed: fix it, then {sync}"
+    if state != INITIALIZED:
+        return False, None
+    if server is None:
+        return False, f"recorded as initialized, but its database is missing on the server: {sync}"
+    if server[0].state != pg.INITIALIZED:
+        return False, f"recorded as initialized, but the server's marker does not say so: {sync}"
+    return True, None
+
+
+def _ask_servers(specs: dict[int, ServiceSpec], names: dict[int, list[str]]) -> dict[int, dict[str, _Seen] | None]:
+    """Ask each service (one query each) about the databases that exist; None: it could not be asked."""
+    seen: dict[int, dict[str, _Seen] | None] = {}
     for sid, spec in specs.items():
         backend = get_backend("postgresql", spec)
         try:
             with backend.connect() as conn:
-                sizes[sid] = backend.sizes(conn, names[sid])
-        except StorekeeperError:
-            sizes[sid] = None
-    return sizes
+                seen[sid] = backend.markers(conn, names[sid])
+        except (StorekeeperError, psycopg.Error):
+            seen[sid] = None
+    return seen
 
 
 def existing_store_names(

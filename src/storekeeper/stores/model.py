@@ -87,6 +87,10 @@ class StoreInfo:
     size_bytes: int | None = None
     #: "role" (reached as its own login role) or "service" (as the service user); None: not made yet.
     access: str | None = None
+    #: True when the record and the server agree it is initialized; None: the server was not asked.
+    ready: bool | None = None
+    #: Why it is not ready, and the command that fixes it.
+    problem: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,7 +138,19 @@ class Target:
         return replace(self, database=database)
 
     def check_owner(self, marker: Marker) -> None:
-        """Refuse a database that storekeeper made for another app's store."""
+        """Refuse a database that another installation made, or that storekeeper made for another app's store."""
+        mine = self.spec.installation
+        if marker.installation is not None and mine is not None and marker.installation != mine:
+            raise StoreError(
+                f"Database {self.database} on {self.spec.where} belongs to another storekeeper installation "
+                f"(id {marker.installation}; this one is {mine}), not to {self.what}. storekeeper never adopts, "
+                "initializes, changes or drops another installation's databases.",
+                hint="give each installation its own server or service, or drop the store with the installation "
+                f"that made it, run with its home: storekeeper stores drop {self.app} {self.name}  "
+                "(storekeeper db info prints an installation's id)",
+                app=self.app,
+                setting=self.name,
+            )
         if marker.owner is not None and marker.owner != self.owner:
             other_app, _, other_store = marker.owner.partition("/")
             raise StoreError(

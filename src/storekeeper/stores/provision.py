@@ -18,8 +18,11 @@ the test-copy side lives in :mod:`storekeeper.testing.copies`.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from typing import Any
 
+from psycopg import sql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,7 +33,18 @@ from storekeeper.backends.names import check_name, database_name
 from storekeeper.declaration import AppClass
 from storekeeper.errors import InitializerError, StoreError, StorekeeperError
 from storekeeper.platform import Platform
-from storekeeper.platform.models import ABSENT, CREATED, DATABASE, FAILED, INITIALIZED, App, Setting, utcnow
+from storekeeper.platform.models import (
+    ABSENT,
+    CREATED,
+    CREATING,
+    DATABASE,
+    DROPPING,
+    FAILED,
+    INITIALIZED,
+    App,
+    Setting,
+    utcnow,
+)
 from storekeeper.retry import retry
 from storekeeper.stores import records, roles
 from storekeeper.stores.initializers import run_initializer
@@ -40,51 +54,89 @@ from storekeeper.stores.model import SyncResult, Target
 CREATE, RECREATE, KEEP = "create", "recreate", "keep"
 
 
-def decide(target: Target, marker: pg.Marker, state: str, *, refresh: bool) -> str:
+def decide(target: Target, marker: pg.Marker, state: str, *, refresh: bool, ours: bool = False) -> str:
     """Decide, from the server's marker and the platform's record, what to do with the database.
 
     The one place the rules live: the sync and its dry run both ask here.
-    Raises when the database exists but storekeeper did not make it.
+    ``ours`` says an unmarked database is provably this store's (see
+    :func:`unmarked_but_ours`). Raises when the database exists but this
+    installation did not make it for this store: it is never adopted,
+    initialized, changed or dropped.
     """
     if not marker.exists:
         return CREATE
-    if refresh:
-        return RECREATE
-    if marker.state == pg.INITIALIZED or (marker.state is None and state == INITIALIZED):
-        return KEEP
-    if marker.state is None and state == ABSENT:
+    target.check_owner(marker)  # another installation's, or another store's
+    if not marker.storekeepers and not ours:
         raise StoreError(
-            f"{target.what} already exists on {target.spec.where} but was not created by storekeeper.",
-            hint=f"use another store name, drop that database, or replace it: "
-            f"storekeeper syncstores {target.app} --database {target.name} --refresh",
+            f"{target.what} already exists on {target.spec.where} but was not created by storekeeper; "
+            "storekeeper never adopts, changes or drops a database it did not make.",
+            hint=f"use another store name, or (if nobody needs it) drop that database on the server yourself: "
+            f"DROP DATABASE {sql.Identifier(target.database).as_string(None)}; then: "
+            f"storekeeper syncstores {target.app} --database {target.name}",
             app=target.app,
             setting=target.name,
         )
+    if marker.storekeepers and marker.installation is None and state == ABSENT and not ours:
+        raise StoreError(
+            f"{target.what} already exists on {target.spec.where}, made by a storekeeper installation that "
+            "predates installation ids, and this installation has no record of it.",
+            hint="sync it with the installation that made it, or (if nobody needs it) drop that database on the "
+            f"server yourself: DROP DATABASE {sql.Identifier(target.database).as_string(None)}",
+            app=target.app,
+            setting=target.name,
+        )
+    if marker.invalid or state == DROPPING or refresh:
+        return RECREATE  # an interrupted drop is finished before anything else
+    if marker.state == pg.INITIALIZED or (not marker.storekeepers and state == INITIALIZED):
+        return KEEP
     # Created but never initialized (a crash or an initializer that raised):
     # start again from empty so a first-time run never sees half-written data.
     return RECREATE
 
 
+def unmarked_but_ours(backend: pg.PostgresBackend, conn: Any, target: Target, marker: pg.Marker, state: str) -> bool:
+    """True for an unmarked database this store made (a crash between CREATE DATABASE and its marker).
+
+    The proof: it is owned by the store's role, which carries this installation's
+    marker; or, for a store reached as the service user, it is owned by that user
+    and the record says the store was being created.
+    """
+    if not marker.exists or marker.storekeepers:
+        return False
+    owner = backend.database_owner(conn, target.database)
+    role = backend.role_marker(conn, target.database)
+    if owner == target.database and role.state == pg.ROLE and role.owner == target.owner:
+        return not backend.foreign(role) and role.installation is not None
+    return owner == target.spec.username and state in (CREATING, CREATED)
+
+
 def provision(platform: Platform, target: Target, *, refresh: bool, force_first_time: bool) -> SyncResult:
-    """Make one store exist and run its initializer, under the store's advisory lock."""
+    """Make one store exist and run its initializer, under the store's advisory lock.
+
+    Every step is recorded before it is taken, so a kill -9 of the server or of
+    this process at any point leaves nothing recorded ready that is not, and
+    the next sync (or drop) finishes or repairs it.
+    """
     started = time.perf_counter()
     backend = get_backend(target.backend, target.spec)
     with backend.store_lock(target.database) as conn:
         marker = backend.marker(conn, target.database)
-        target.check_owner(marker)
-        exists = marker.exists
         state = records.read_state(platform, target.setting_id, ABSENT)  # again, now that we hold the lock
+        ours = unmarked_but_ours(backend, conn, target, marker, state)
+        decision = decide(target, marker, state, refresh=refresh, ours=ours)
+        exists = marker.exists
         action = "up to date"
-        decision = decide(target, marker, state, refresh=refresh)
         target = roles.ensure_store_role(platform, backend, conn, target)
+        if decision in (CREATE, RECREATE):
+            # Recorded before the server is touched: until its initializer has run the store is
+            # not ready, and a crash from here on is finished by the next sync.
+            records.bump(platform, target.setting_id, state=CREATING, initialized_at=None, last_error=None)
         if decision == RECREATE:  # the role, and its password, are kept
             engines.invalidate(target.app, target.name)
             backend.drop_database(conn, target.database, what=target.what)
-            exists, action = False, "recreated"
+            exists = False
+            action = "recreated (finished an interrupted drop)" if marker.invalid or state == DROPPING else "recreated"
         if not exists:
-            # Record the intent before CREATE DATABASE: if we die between the two, the
-            # next sync knows the unmarked database is ours and recreates it.
-            records.bump(platform, target.setting_id, state=CREATED, initialized_at=None, last_error=None)
             try:
                 if target.spatial:  # with PostGIS in it, made directly or cloned from the PostGIS template
                     backend.create_spatial_database(
@@ -95,18 +147,20 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
                         conn, target.database, what=target.what, owner=target.owner, role=target.role
                     )
             except Exception as err:
-                if not backend.marker(conn, target.database).exists:
-                    # Nothing was made: forget the intent, or a later sync would take a database
-                    # someone else creates under this name for a half-made store of ours.
-                    records.set_state(platform, target.setting_id, state=ABSENT, last_error=pg.first_line(err))
+                with contextlib.suppress(Exception):  # the server may be gone: the record stays "creating"
+                    if not backend.marker(conn, target.database).exists:
+                        # Nothing was made: forget the intent, or a later sync would take a database
+                        # someone else creates under this name for a half-made store of ours.
+                        records.set_state(platform, target.setting_id, state=ABSENT, last_error=pg.first_line(err))
                 raise
             first_time = True
-            if action != "recreated":
+            if decision == CREATE:
                 action = "created"
         else:
             first_time = force_first_time
-            if marker.state is None or marker.owner is None:  # recorded as initialized but unmarked: adopt it
-                backend.set_marker(conn, target.database, pg.INITIALIZED, target.owner)
+            if not marker.storekeepers or marker.owner is None or marker.installation is None:
+                # Ours but unmarked (a crash), or marked before owners or installation ids: mark it as ours.
+                backend.set_marker(conn, target.database, marker.state or pg.INITIALIZED, target.owner)
             if target.role is not None and backend.database_owner(conn, target.database) != target.role:
                 # Made before stores had roles (or by a service that could not create them): hand it over.
                 engines.invalidate(target.app, target.name)
@@ -127,7 +181,7 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
             if action == "up to date":
                 action = "initializer ran"
         # Marker first, record second: a crash between them is repaired from the marker.
-        if marker.state != pg.INITIALIZED or first_time:
+        if marker.state != pg.INITIALIZED or first_time or marker.installation is None:
             backend.set_marker(conn, target.database, pg.INITIALIZED, target.owner)
         records.set_state(platform, target.setting_id, state=INITIALIZED, initialized_at=utcnow(), last_error=None)
     return SyncResult.done(
@@ -165,9 +219,10 @@ def plan(platform: Platform, target: Target, *, refresh: bool, force_first_time:
     backend = get_backend(target.backend, target.spec)
     with backend.connect() as conn:
         marker = backend.marker(conn, target.database)
-    target.check_owner(marker)
-    state = records.read_state(platform, target.setting_id, ABSENT)
-    decision = decide(target, marker, state, refresh=refresh)
+        state = records.read_state(platform, target.setting_id, ABSENT)
+        decision = decide(
+            target, marker, state, refresh=refresh, ours=unmarked_but_ours(backend, conn, target, marker, state)
+        )
     if decision == CREATE:
         action, first = "would create", True
     elif decision == RECREATE:
@@ -262,7 +317,20 @@ class LiveStores:
             backend = get_backend(target.backend, target.spec)
             try:
                 with backend.store_lock(target.database) as conn:
-                    target.check_owner(backend.marker(conn, target.database))
+                    marker = backend.marker(conn, target.database)
+                    state = records.read_state(platform, setting_id, ABSENT)
+                    if marker.exists:
+                        # The same rules as a sync: never another installation's, or a database no storekeeper made.
+                        decide(
+                            target,
+                            marker,
+                            state,
+                            refresh=True,
+                            ours=unmarked_but_ours(backend, conn, target, marker, state),
+                        )
+                    # Recorded first: a drop cut short (even one PostgreSQL left invalid) is finished
+                    # by the next drop or sync, and the store is never shown ready meanwhile.
+                    records.bump(platform, setting_id, state=DROPPING, initialized_at=None)
                     dropped = backend.drop_database(conn, target.database, what=target.what)
                     backend.drop_role(conn, target.database, owner=target.owner)  # only one storekeeper made
             except StorekeeperError as err:
@@ -275,7 +343,7 @@ class LiveStores:
                     session.delete(setting)
                 else:
                     setting.state, setting.initialized_at = ABSENT, None
-                    setting.role_name = setting.role_password = None
+                    setting.role_name = setting.role_password = setting.role_password_pending = None
                     setting.generation = setting.generation + 1
             audit.record(session, "store.drop", f"{package}/{name}", detail="dropped" if dropped else "did not exist")
         return True

@@ -210,9 +210,11 @@ def ensure_template(backend: PostgresBackend, target: Target, *, rebuild: bool =
     with backend.store_lock(template) as conn:
         marker = backend.marker(conn, template)
         exists = marker.exists
+        what = f'template of store "{target.name}" of app "{target.app}" (database {template})'
+        if backend.foreign(marker):
+            raise backend.foreign_error(f"database {template}", marker, what)
         if exists and marker.state == want and not force:
             return template
-        what = f'template of store "{target.name}" of app "{target.app}" (database {template})'
         if exists:
             backend.drop_database(conn, template, what=what)
         if target.spatial:  # PostGIS made directly, or cloned from the service's PostGIS template
@@ -381,9 +383,9 @@ def _discard_in_background(conn: psycopg.Connection[Any], backend: PostgresBacke
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             (target.database,),
         )
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(trash)))
+        backend.drop_database(conn, trash, what=f"discarded copy {trash}")
         conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident, sql.Identifier(trash)))
-    except psycopg.Error:
+    except (psycopg.Error, StoreError):
         return False  # e.g. a terminated session has not quite gone yet: drop in the foreground
     global _spare_pool
     if _spare_pool is None:
@@ -422,10 +424,10 @@ def drop_copy(target: Target) -> bool:
 
 
 def clean(specs: list[ServiceSpec], *, templates: bool = False, packages: list[str] | None = None) -> list[str]:
-    """Drop leftover test copies (and templates) made by storekeeper on these services.
+    """Drop leftover test copies (and templates) this installation made on these services.
 
     Only databases whose names follow the test-copy/template pattern *and* that
-    carry storekeeper's marker are touched.
+    carry the marker of this installation are touched.
     """
     dropped: list[str] = []
     patterns = [COPY_REGEX] + ([TEMPLATE_REGEX] if templates else [])
@@ -438,10 +440,11 @@ def clean(specs: list[ServiceSpec], *, templates: bool = False, packages: list[s
                 (patterns, pg.MARKER_PREFIX + "%"),
             ).fetchall()
             for name, comment in rows:
-                # The marker names the owner ("storekeeper:STATE APP/STORE"); older ones do not.
-                owner = comment.partition(" ")[2]
-                app = owner.partition("/")[0] if owner else (name.split("_", 1)[1] if "_" in name else "")
-                if packages and not any(app == p or (not owner and app.startswith(f"{p}_")) for p in packages):
+                marker = pg.Marker.read((comment,))
+                if marker.installation is None or backend.foreign(marker):
+                    continue  # another installation's, or made before installation ids: not ours to say
+                app = (marker.owner or "").partition("/")[0]
+                if packages and app not in packages:
                     continue
                 backend.drop_database(conn, name, what=f"test database {name}")
                 dropped.append(name)
@@ -461,7 +464,10 @@ def _drop_test_roles(backend: PostgresBackend, conn: psycopg.Connection[Any], pa
         (TEMPLATE_REGEX, f"{pg.MARKER_PREFIX}{pg.ROLE} %"),
     ).fetchall()
     for name, comment in rows:
-        owner = comment.partition(" ")[2]
+        marker = pg.Marker.read((comment,))
+        owner = marker.owner or ""
+        if marker.installation is None or backend.foreign(marker):
+            continue  # another installation's, or made before installation ids
         if packages and owner.partition("/")[0] not in packages:
             continue
         with contextlib.suppress(StoreError):  # still owns a copy another run is using: left for later
