@@ -44,7 +44,7 @@ def list_(as_json: JsonOpt = False) -> None:
             "settings": len(i.settings),
             "status": "orphaned"
             if not i.installed
-            else ("ready" if i.ready else ("configured" if i.configured else "needs services")),
+            else ("ready" if i.ready else ("stores not ready" if i.configured else "needs services")),
         }
         for i in infos
     ]
@@ -75,6 +75,9 @@ def show(app: AppArg, as_json: JsonOpt = False) -> None:
         title=f"App {info.package}",
     )
     render.table([s.to_dict() for s in info.settings], SETTING_COLUMNS, empty="No persistent store settings.")
+    for s in info.settings:
+        if s.problem:
+            render.warn(f"{info.package}/{s.name}: {s.problem}")
 
 
 @apps_cli.command("remove")

@@ -54,12 +54,16 @@ def list_(
             ("spatial", "Spatial"),
             ("exists", "Exists"),
             ("initialized", "Initialized"),
+            ("ready", "Ready"),
             ("access", "Reached as"),
             ("size", "Size"),
             ("orphaned", "Orphaned"),
         ],
         empty="No stores.",
     )
+    for i in infos:
+        if i.problem:
+            render.warn(f"{i.app}/{i.name}: {i.problem}")
 
 
 @stores_cli.command("create")
