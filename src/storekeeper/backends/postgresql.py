@@ -456,6 +456,9 @@ class PostgresBackend:
 
     def set_role_password(self, conn: psycopg.Connection[Any], role: str, password: str, *, what: str) -> None:
         """Give a role a new password, sent as a SCRAM verifier (the server never sees the password)."""
+        marker = self.role_marker(conn, role)
+        if self.foreign(marker):
+            raise self.foreign_error(f'role "{role}"', marker, what)
         verifier = sql.Literal(scram_verifier(password))
         try:
             conn.execute(sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(sql.Identifier(role), verifier))
