@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL
 
 from storekeeper import apps, stores
 from storekeeper.platform import Platform
+from tests.conftest import TEST_INSTALLATION
 from tests.core.conftest import APP, EXAMPLE_DB, connect_to, drop_service_user, make_service_user, rows
 
 TEMP_DB = "my_first_app_temp_db"
@@ -63,7 +64,7 @@ def test_each_store_is_reached_as_its_own_least_privileged_role(
         "createdb": False,
         "createrole": False,
         "login": True,
-        "comment": f"storekeeper:role {APP}/example_db",
+        "comment": f"storekeeper:role {APP}/example_db installation={TEST_INSTALLATION}",
     }
     owner = admin_conn.execute(
         "SELECT pg_get_userbyid(datdba), datacl::text FROM pg_database WHERE datname = %s", (EXAMPLE_DB,)

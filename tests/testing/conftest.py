@@ -30,7 +30,7 @@ from tests.core.conftest import APP, fail_flag, flaky_app  # noqa: F401  (fixtur
 EXAMPLE_DB = "my_first_app_example_db"
 COPY = "test_my_first_app_example_db"
 TEMPLATE = "tpl_my_first_app_example_db"
-MARKER = "storekeeper:initialized my_first_app/example_db"
+MARKER = "storekeeper:initialized my_first_app/example_db installation=test-suite"
 #: Test copies and templates of the apps in tests/apps.
 TEST_DATABASE_RE = re.compile(r"(test\d*|tpl)_(my_first_app|bench_app|flaky_app)_")
 

@@ -21,7 +21,7 @@ INIT = "my_first_app.model.init_example_db"
 
 def _template_comment() -> str:
     """The marker of an up-to-date template owned by its test role (the test server's user may create roles)."""
-    return f"storekeeper:template:{copies.code_hash(INIT, False)}:role my_first_app/example_db"
+    return f"storekeeper:template:{copies.code_hash(INIT, False)}:role my_first_app/example_db installation=test-suite"
 
 
 def _new_copy() -> None:
@@ -56,7 +56,7 @@ def test_template_records_the_code_hash_and_refuses_connections(
 
 def test_copy_is_marked_initialized_for_its_store(testing: type, admin_conn: psycopg.Connection) -> None:
     testing.get_persistent_store_database("example_db")
-    assert database_comment(admin_conn, COPY) == "storekeeper:initialized my_first_app/example_db"
+    assert database_comment(admin_conn, COPY) == "storekeeper:initialized my_first_app/example_db installation=test-suite"
 
 
 def test_template_is_rebuilt_when_the_apps_code_changes(
@@ -67,7 +67,7 @@ def test_template_is_rebuilt_when_the_apps_code_changes(
     monkeypatch.setattr(copies, "code_hash", lambda initializer, spatial: "changedcode")
     _new_copy()
     assert database_oid(admin_conn, TEMPLATE) != oid
-    assert database_comment(admin_conn, TEMPLATE) == "storekeeper:template:changedcode:role my_first_app/example_db"
+    assert database_comment(admin_conn, TEMPLATE) == "storekeeper:template:changedcode:role my_first_app/example_db installation=test-suite"
     rebuilt = database_oid(admin_conn, TEMPLATE)
     _new_copy()
     assert database_oid(admin_conn, TEMPLATE) == rebuilt

@@ -61,7 +61,7 @@ def test_storekeeper_test_runs_the_apps_tests_against_copies_and_leaves_none(
 ) -> None:
     real_before = rows(pg_admin_url, EXAMPLE_DB, "SELECT * FROM stream_gages ORDER BY id")
     leave_copy_behind(admin_conn)  # a crashed run's copies, one of a store these tests never use
-    leave_copy_behind(admin_conn, "test_my_first_app_temp_db", "storekeeper:initialized my_first_app/temp_db")
+    leave_copy_behind(admin_conn, "test_my_first_app_temp_db", "storekeeper:initialized my_first_app/temp_db installation=test-suite")
     leave_copy_behind(admin_conn, "test_my_first_app_mine", marker=None)  # somebody's own database: not ours
     result = run_cli("test", APP, *PYTEST_ARGS)
     passed(result, 6)
@@ -129,10 +129,16 @@ def test_clean_drops_the_apps_copies_and_templates_and_lists_them(
     build_template(monkeypatch)
     leave_copy_behind(admin_conn)
     leave_copy_behind(admin_conn, "test_my_first_app_mine", marker=None)
+    # Another installation's copy on the same server, and one made before installation ids: not ours.
+    leave_copy_behind(admin_conn, "test_my_first_app_temp_db", MARKER.replace("test-suite", "elsewhere"))
+    leave_copy_behind(admin_conn, "test1_my_first_app_temp_db", "storekeeper:initialized my_first_app/temp_db")
     result = run_cli("test", APP, "--clean", "--json")
     assert result.returncode == 0, result.stderr
     assert sorted(json.loads(result.stdout)["dropped"]) == [COPY, TEMPLATE]
-    assert copies_on_server(admin_conn) == ["test_my_first_app_mine"]  # not made by storekeeper: kept
+    kept = ["test1_my_first_app_temp_db", "test_my_first_app_mine", "test_my_first_app_temp_db"]
+    assert copies_on_server(admin_conn) == kept  # not made by this installation: kept
+    for name in kept[::2]:
+        admin_conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
     assert database_exists(admin_conn, EXAMPLE_DB)
 
 
