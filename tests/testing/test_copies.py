@@ -56,7 +56,9 @@ def test_template_records_the_code_hash_and_refuses_connections(
 
 def test_copy_is_marked_initialized_for_its_store(testing: type, admin_conn: psycopg.Connection) -> None:
     testing.get_persistent_store_database("example_db")
-    assert database_comment(admin_conn, COPY) == "storekeeper:initialized my_first_app/example_db installation=test-suite"
+    assert (
+        database_comment(admin_conn, COPY) == "storekeeper:initialized my_first_app/example_db installation=test-suite"
+    )
 
 
 def test_template_is_rebuilt_when_the_apps_code_changes(
@@ -67,7 +69,10 @@ def test_template_is_rebuilt_when_the_apps_code_changes(
     monkeypatch.setattr(copies, "code_hash", lambda initializer, spatial: "changedcode")
     _new_copy()
     assert database_oid(admin_conn, TEMPLATE) != oid
-    assert database_comment(admin_conn, TEMPLATE) == "storekeeper:template:changedcode:role my_first_app/example_db installation=test-suite"
+    assert (
+        database_comment(admin_conn, TEMPLATE)
+        == "storekeeper:template:changedcode:role my_first_app/example_db installation=test-suite"
+    )
     rebuilt = database_oid(admin_conn, TEMPLATE)
     _new_copy()
     assert database_oid(admin_conn, TEMPLATE) == rebuilt

@@ -61,7 +61,9 @@ def test_storekeeper_test_runs_the_apps_tests_against_copies_and_leaves_none(
 ) -> None:
     real_before = rows(pg_admin_url, EXAMPLE_DB, "SELECT * FROM stream_gages ORDER BY id")
     leave_copy_behind(admin_conn)  # a crashed run's copies, one of a store these tests never use
-    leave_copy_behind(admin_conn, "test_my_first_app_temp_db", "storekeeper:initialized my_first_app/temp_db installation=test-suite")
+    leave_copy_behind(
+        admin_conn, "test_my_first_app_temp_db", "storekeeper:initialized my_first_app/temp_db installation=test-suite"
+    )
     leave_copy_behind(admin_conn, "test_my_first_app_mine", marker=None)  # somebody's own database: not ours
     result = run_cli("test", APP, *PYTEST_ARGS)
     passed(result, 6)
