@@ -213,7 +213,7 @@ def ensure_template(backend: PostgresBackend, target: Target, *, rebuild: bool =
         what = f'template of store "{target.name}" of app "{target.app}" (database {template})'
         if backend.foreign(marker):
             raise backend.foreign_error(f"database {template}", marker, what)
-        if exists and marker.state == want and not force:
+        if exists and marker.state == want and not force and not marker.invalid:
             return template
         if exists:
             backend.drop_database(conn, template, what=what)
@@ -270,7 +270,7 @@ def provision_copy(
         exists = marker.exists
         # A copy its test role does not own was made before test roles: it is replaced.
         stale = exists and target.role is not None and backend.database_owner(conn, target.database) != target.role
-        if exists and (fresh or refresh or stale or marker.state != pg.INITIALIZED):
+        if exists and (fresh or refresh or stale or marker.invalid or marker.state != pg.INITIALIZED):
             engines.invalidate(target.app, target.name)
             if not (fresh and not dynamic_only and _discard_in_background(conn, backend, target)):
                 backend.drop_database(conn, target.database, what=target.what)
