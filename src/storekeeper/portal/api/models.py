@@ -131,8 +131,15 @@ class SettingOut(_Out):
     initializer: str
     spatial: bool
     service: str | None
-    state: str | None = Field(description="absent, created, initialized or failed (database settings).")
+    state: str | None = Field(
+        description="absent, creating, initialized, failed or dropping (database settings); "
+        "created is how earlier versions said creating."
+    )
     orphaned: bool
+    ready: bool | None = Field(
+        None, description="The record and the server agree the store is initialized; null when not asked or no store."
+    )
+    problem: str | None = Field(None, description="Why the store is not ready, and the command that fixes it.")
 
 
 class AppOut(BaseModel):
@@ -189,6 +196,10 @@ class StoreOut(_Out):
     access: Literal["role", "service"] | None = Field(
         None, description="Reached as its own login role, or as the service user; null when not made yet."
     )
+    ready: bool | None = Field(
+        None, description="The record and the server agree it is initialized; null when the server was not asked."
+    )
+    problem: str | None = Field(None, description="Why it is not ready, and the command that fixes it.")
 
 
 class RotationOut(_Out):
