@@ -273,9 +273,19 @@ class UserError(StorekeeperError):
         )
 
     @classmethod
-    def bad_username(cls) -> UserError:
-        """The username is empty or too long (400)."""
-        return cls("A username must be 1 to 150 characters.", hint="--username admin")
+    def bad_username(cls, username: str, rule: str) -> UserError:
+        """The username breaks the rule for new usernames (422).
+
+        The name is shown escaped (``ascii()``), so control characters and look-alikes
+        are visible and cannot break a terminal or a log line.
+        """
+        shown = ascii(username[:80]) + ("..." if len(username) > 80 else "")
+        return cls(
+            f"Username {shown} is not allowed: it must match {rule} "
+            "(lowercase ASCII letters, digits, '_', '.', '-'; a letter first; 64 at most).",
+            hint="choose a name like alice, j.smith or ops-admin (e.g. --username admin)",
+            status=422,
+        )
 
     @classmethod
     def unknown_role(cls, role: str, roles: tuple[str, ...]) -> UserError:

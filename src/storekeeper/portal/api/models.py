@@ -295,7 +295,11 @@ class UserOut(_Out):
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=150)
+    username: str = Field(
+        pattern=users.USERNAME_PATTERN,
+        description=f"{users.USERNAME_RULE}: a lowercase ASCII letter, then up to 63 of a-z 0-9 _ . -",
+        examples=["j.smith"],
+    )
     password: str = Field(min_length=users.MIN_PASSWORD_LENGTH, max_length=1024, json_schema_extra=_WRITE_ONLY)
     role: Literal["admin", "viewer"] = "viewer"
 
