@@ -81,7 +81,7 @@ class _Keys(BaseSettings):
         "storekeeper settings rotate-secret-key finishes (then removed). Secret.",
     )
     portal_host: str = Field("127.0.0.1", description="Address the portal listens on.")
-    portal_port: int = Field(8000, description="Port the portal listens on.")
+    portal_port: int = Field(8000, ge=1, le=65535, description="Port the portal listens on.")
     engines_revalidate_seconds: float = Field(
         30.0,
         description="How long a process trusts a cached engine before checking the platform database "

@@ -365,10 +365,17 @@ class ServiceCheck(Check):
     name: str
 
 
-class Health(BaseModel):
-    status: Literal["ok", "degraded", "failing"] = Field(
-        description="ok: everything reachable; degraded: a service is not; failing: the platform database is not."
+class HealthStatus(BaseModel):
+    """What anyone may know: how the portal is."""
+
+    status: Literal["ok", "degraded", "down"] = Field(
+        description="ok: everything reachable; degraded: a service is not; down: the platform database is not."
     )
+
+
+class Health(HealthStatus):
+    """What a signed-in admin sees: the status, and each check with its error (never a password)."""
+
     platform: Check
     services: list[ServiceCheck]
 
