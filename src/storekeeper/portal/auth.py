@@ -8,7 +8,7 @@ form with a CSRF token. Both end in a :class:`Principal`.
   kept: a token is as strong as a random key, so a fast hash is enough, and a
   slow one (argon2) would cap the API's throughput.
 * **Sign-in throttling** counts failed password sign-ins per (username, client
-  address) in the platform database, so every worker of ``storekeeper start
+  address: :func:`client_address`) in the platform database, so every worker of ``storekeeper start
   --workers N`` sees the same count: after :data:`MAX_FAILURES` failures within
   :data:`FAILURE_WINDOW` seconds that pair gets 429 with ``Retry-After`` for
   :data:`BLOCK_SECONDS`. A success clears the count.
@@ -107,7 +107,8 @@ class TokenInfo:
 
 
 def client_address(request: Request) -> str:
-    """Return the client's address as the server sees it (behind a proxy: as uvicorn's proxy headers set it)."""
+    """Return the client's address: who connected, or behind a proxy listed in ``portal.forwarded_allow_ips``,
+    the address that proxy forwarded (see :mod:`storekeeper.portal.limits`); never a header from anyone else."""
     return request.client.host if request.client else "unknown"
 
 
