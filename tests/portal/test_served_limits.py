@@ -150,7 +150,7 @@ def _declared(port: int, path: str, length: int) -> bytes:
 
 
 def test_a_200_mb_chunked_body_is_refused_without_the_server_growing(sk_home, platform):
-    with served(sk_home) as (http, port, pid):
+    with served(sk_home) as (_, port, pid):
         warm, _ = _stream_chunked(port, "/api/v1/auth/token", 4 * MIB)  # load every code path once
         assert warm.startswith(b"HTTP/1.1 413")
         before = _rss_kb(pid)
