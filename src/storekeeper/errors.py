@@ -181,6 +181,17 @@ class AppError(StorekeeperError):
             app=package,
         )
 
+    @classmethod
+    def store_unreachable(cls, package: str) -> AppError:
+        """A database server behind the app's stores did not answer a request (503: try again later)."""
+        return cls(
+            f'App "{package}" cannot reach its database right now: the server of one of its stores did not answer.',
+            hint="try again in a few seconds; if it lasts, an admin finds the service with "
+            f"storekeeper app-settings list {package} and checks it with storekeeper services test SERVICE",
+            status=503,
+            app=package,
+        )
+
 
 class SettingError(StorekeeperError):
     """A setting is unknown, has no service assigned, or is of the other kind."""
