@@ -151,6 +151,7 @@ async def _outage(request: Request, err: Exception) -> JSONResponse:
     path = request.url.path
     parts = path.split("/")
     log.warning("%s %s: a database did not answer: %s", request.method, path, str(err).strip().splitlines()[:1])
+    problem: StorekeeperError
     if path.startswith(URL_PREFIX + "/") and len(parts) > 2 and parts[2]:
         problem = AppError.store_unreachable(parts[2])
     else:
