@@ -230,3 +230,11 @@ def test_session_and_flash_cookies_are_httponly(anon_web, admin_user):
 def test_a_signed_in_visit_to_the_login_page_goes_home_not_round_in_circles(admin_web):
     response = admin_web.get("/admin/login?next=%2Fadmin%2Flogin")
     assert response.headers["location"] == "/admin/"
+
+
+def test_healthz_details_are_for_an_admin_signed_in_by_session_only(admin_web, viewer_web, service):
+    admin_health = admin_web.get("/healthz").json()
+    assert admin_health["status"] == "ok" and [s["name"] for s in admin_health["services"]] == [service]
+    assert viewer_web.get("/healthz").json() == {"status": "ok"}
+    admin_web.post("/admin/logout")
+    assert admin_web.get("/healthz").json() == {"status": "ok"}
