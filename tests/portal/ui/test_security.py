@@ -238,3 +238,11 @@ def test_healthz_details_are_for_an_admin_signed_in_by_session_only(admin_web, v
     assert viewer_web.get("/healthz").json() == {"status": "ok"}
     admin_web.post("/admin/logout")
     assert admin_web.get("/healthz").json() == {"status": "ok"}
+
+
+def test_a_password_set_again_from_the_cli_ends_that_users_sessions(viewer_web, portal_app, platform):
+    from storekeeper import users
+
+    copied = viewer_web.client.cookies.get(auth.SESSION_COOKIE)
+    users.upsert_user(platform, "viewer", "set-again-password-3", role="viewer")  # what db configure does
+    assert _replay(portal_app, copied) == (303, 401)
