@@ -19,6 +19,7 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import ipaddress
 import os
 import secrets as _secrets
 import tempfile
@@ -29,7 +30,7 @@ from typing import Any
 
 import yaml
 from cryptography.fernet import Fernet, MultiFernet
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from storekeeper.errors import ConfigError
@@ -81,7 +82,18 @@ class _Keys(BaseSettings):
         "storekeeper settings rotate-secret-key finishes (then removed). Secret.",
     )
     portal_host: str = Field("127.0.0.1", description="Address the portal listens on.")
-    portal_port: int = Field(8000, description="Port the portal listens on.")
+    portal_port: int = Field(8000, ge=1, le=65535, description="Port the portal listens on.")
+    portal_forwarded_allow_ips: str = Field(
+        "",
+        description="Proxies whose X-Forwarded-For and X-Forwarded-Proto headers the portal believes: "
+        "comma-separated IP addresses or networks (e.g. 10.0.0.1,10.1.0.0/16), or * for any; "
+        "default none (the headers are ignored and the client is who connected).",
+    )
+    portal_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1,
+        description="Largest request body the portal reads, in bytes; a larger one is refused with 413.",
+    )
     engines_revalidate_seconds: float = Field(
         30.0,
         description="How long a process trusts a cached engine before checking the platform database "
@@ -104,6 +116,21 @@ class _Keys(BaseSettings):
         le=65535,
         description="Port a new local PostgreSQL server asks for (storekeeper db init); a free one when it is taken.",
     )
+
+    @field_validator("portal_forwarded_allow_ips", mode="before")
+    @classmethod
+    def _allow_ips(cls, value: Any) -> Any:
+        """Accept a YAML list as well as a comma-separated string; check each entry is an address or network."""
+        if isinstance(value, list | tuple):
+            value = ",".join(str(v) for v in value)
+        if isinstance(value, str):
+            for entry in forwarded_allow_ips(value):
+                if entry != "*":
+                    try:
+                        ipaddress.ip_network(entry, strict=False)
+                    except ValueError:
+                        raise ValueError(f"{entry!r} is not an IP address, a network or *") from None
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -142,6 +169,11 @@ KEYS: dict[str, tuple[str, str, Any]] = {
 }
 
 
+def forwarded_allow_ips(value: str) -> list[str]:
+    """Return the entries of ``portal.forwarded_allow_ips`` (empty: trust no proxy)."""
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
+
+
 def env_var(key: str) -> str:
     """Return the environment variable that overrides ``key``."""
     return ENV_PREFIX + key.replace(".", "_").upper()
@@ -169,6 +201,9 @@ class Config:
     local_port: int = 5432
     #: The key before the last rotation while one is under way (or interrupted); see :mod:`storekeeper.secret_key`.
     secret_key_previous: str | None = field(default=None, repr=False)
+    #: Proxies whose forwarding headers are believed (comma-separated; empty: none). See :func:`forwarded_allow_ips`.
+    portal_forwarded_allow_ips: str = ""
+    portal_max_body_bytes: int = 1024 * 1024
 
     @property
     def config_file(self) -> Path:
@@ -371,6 +406,8 @@ def load_config(home: str | os.PathLike[str] | None = None, **overrides: Any) ->
         local_password=keys.local_password,
         local_port=keys.local_port,
         secret_key_previous=keys.secret_key_previous or None,
+        portal_forwarded_allow_ips=keys.portal_forwarded_allow_ips,
+        portal_max_body_bytes=keys.portal_max_body_bytes,
     )
 
 

@@ -181,6 +181,17 @@ class AppError(StorekeeperError):
             app=package,
         )
 
+    @classmethod
+    def store_unreachable(cls, package: str) -> AppError:
+        """A database server behind the app's stores did not answer a request (503: try again later)."""
+        return cls(
+            f'App "{package}" cannot reach its database right now: the server of one of its stores did not answer.',
+            hint="try again in a few seconds; if it lasts, an admin finds the service with "
+            f"storekeeper app-settings list {package} and checks it with storekeeper services test SERVICE",
+            status=503,
+            app=package,
+        )
+
 
 class SettingError(StorekeeperError):
     """A setting is unknown, has no service assigned, or is of the other kind."""
@@ -273,9 +284,19 @@ class UserError(StorekeeperError):
         )
 
     @classmethod
-    def bad_username(cls) -> UserError:
-        """The username is empty or too long (400)."""
-        return cls("A username must be 1 to 150 characters.", hint="--username admin")
+    def bad_username(cls, username: str, rule: str) -> UserError:
+        """The username breaks the rule for new usernames (422).
+
+        The name is shown escaped (``ascii()``), so control characters and look-alikes
+        are visible and cannot break a terminal or a log line.
+        """
+        shown = ascii(username[:80]) + ("..." if len(username) > 80 else "")
+        return cls(
+            f"Username {shown} is not allowed: it must match {rule} "
+            "(lowercase ASCII letters, digits, '_', '.', '-'; a letter first; 64 at most).",
+            hint="choose a name like alice, j.smith or ops-admin (e.g. --username admin)",
+            status=422,
+        )
 
     @classmethod
     def unknown_role(cls, role: str, roles: tuple[str, ...]) -> UserError:
@@ -395,6 +416,17 @@ class PortalError(StorekeeperError):
             "(an admin can reset it: PATCH /api/v1/users/USERNAME)",
             headers={"Retry-After": str(retry_after)},
             user=username,
+        )
+
+    @classmethod
+    def body_too_large(cls, limit: int) -> PortalError:
+        """The request body is larger than ``portal.max_body_bytes`` (413)."""
+        return cls(
+            f"The request body is larger than this portal accepts ({limit} bytes); it was not read.",
+            status=413,
+            hint="send a smaller body; an operator raises the limit with: "
+            "storekeeper settings --set portal.max_body_bytes BYTES (then restart the portal)",
+            key="portal.max_body_bytes",
         )
 
     @classmethod

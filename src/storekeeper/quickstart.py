@@ -230,6 +230,8 @@ def run(
         )
     )
     platform = load_platform()
+    if admin_username not in {u.username for u in users.list_users(platform)}:
+        users.check_username(admin_username)  # refuse a bad new name before registering or installing anything
 
     # 2. a service
     outcome.service = _choose_service(config, platform, service, report)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -68,6 +70,11 @@ def parse_connection(text: str) -> Credentials:
     host, _, port_text = hostport.partition(":")
     if hostport.startswith("["):  # [IPv6]:port
         end = hostport.find("]")
+        if end < 0 or hostport[end + 1 : end + 2] not in ("", ":"):
+            raise ServiceError(
+                f"Connection host {hostport!r} is not [IPv6 address] or [IPv6 address]:port.",
+                hint="--connection postgres@[::1]:5432",
+            )
         host, port_text = hostport[1:end], hostport[end + 2 :]
     if not user or not host:
         raise ServiceError(
@@ -86,9 +93,11 @@ def parse_url(text: str) -> Credentials:
     """Parse a ``postgresql[+driver]://user[:password]@host[:port][/db]`` URL."""
     try:
         url = make_url(text)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number ("h:badport", "[::1")
         raise ServiceError(
-            "--url is not a database URL.", hint="--url postgresql://USER:PASSWORD@HOST:5432/postgres"
+            "--url is not a database URL (not shown: it may hold a password); "
+            "check that its port, if any, is a number and an IPv6 host is in [brackets].",
+            hint="--url postgresql://USER:PASSWORD@HOST:5432/postgres",
         ) from None
     if url.get_backend_name() not in BACKENDS:
         raise ServiceError(
@@ -187,7 +196,56 @@ def _get(session: Session, name: str) -> Service:
     return svc
 
 
+#: One label of a hostname (RFC 1123): letters, digits and hyphens, 1 to 63, no hyphen at either end.
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", re.ASCII)
+MAX_HOSTNAME = 253
+HOST_HINT = (
+    "a hostname such as db.example.com (labels of letters, digits and '-', 63 characters at most) or an IP address"
+)
+
+
+def check_host(host: str) -> str:
+    """Return ``host`` when it is an IPv4 or IPv6 address or a hostname (RFC 1123); raise naming what is wrong."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    reason = _hostname_problem(host)
+    if reason is None:
+        return host
+    shown = ascii(host[:70]) + ("..." if len(host) > 70 else "")
+    raise ServiceError(
+        f"Host {shown} is not a hostname or an IP address: {reason}.",
+        hint=f"--host db.example.com  ({HOST_HINT})",
+        status=422,
+    )
+
+
+def _hostname_problem(host: str) -> str | None:
+    name = host[:-1] if host.endswith(".") else host  # a fully qualified name may end with a dot
+    if not name:
+        return "it is empty"
+    if len(name) > MAX_HOSTNAME:
+        return f"it has {len(name)} characters ({MAX_HOSTNAME} at most)"
+    if name.startswith("[") or ":" in name:
+        return "an IPv6 address must be given without [brackets] and be valid"
+    labels = name.split(".")
+    for label in labels:
+        if not label:
+            return "it has an empty label (two dots in a row, or a dot first)"
+        if len(label) > 63:
+            return f"its label {label[:20]}... has {len(label)} characters (63 at most)"
+        if not _LABEL.fullmatch(label):
+            return f"its label {label!a} may hold only letters, digits and '-', not first or last"
+    if labels[-1].isdigit():
+        return "it looks like an IPv4 address but is not one"
+    return None
+
+
 def _check_values(values: dict[str, Any]) -> None:
+    if values.get("host") is not None:
+        check_host(values["host"])
     if values.get("sslmode") is not None and values["sslmode"] not in SSLMODES:
         raise ServiceError(
             f"sslmode {values['sslmode']!r} is not one of {', '.join(SSLMODES)}.", hint="--sslmode require"
@@ -218,6 +276,7 @@ def create_service(
     """Register a persistent store service (a database server)."""
     check_service_name(name)
     values = {
+        "host": host,
         "port": port,
         "sslmode": sslmode,
         "pool_size": pool_size,

@@ -1,21 +1,34 @@
-"""Portal users: admins and read-only viewers, passwords hashed with argon2."""
+"""Portal users: admins and read-only viewers, passwords hashed with argon2.
+
+A new username must match :data:`USERNAME_RULE` (lowercase ASCII, so no control
+characters, spaces or look-alike letters); users made before the rule keep
+their names and still sign in. Resetting a password, or disabling a user, ends
+that user's web admin sessions (their rows in ``portal_sessions`` are deleted).
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from storekeeper import audit
 from storekeeper.errors import UserError
 from storekeeper.platform import Platform
-from storekeeper.platform.models import User
+from storekeeper.platform.models import PortalSession, User
 
 ROLES = ("admin", "viewer")
 MIN_PASSWORD_LENGTH = 8
+#: What a new username must match: a lowercase ASCII letter, then up to 63 of [a-z0-9_.-].
+USERNAME_RULE = "[a-z][a-z0-9_.-]{0,63}"
+#: The same rule anchored, for JSON schemas and HTML ``pattern`` attributes.
+USERNAME_PATTERN = f"^{USERNAME_RULE}$"
+_USERNAME = re.compile(USERNAME_RULE, re.ASCII)
 _hasher = PasswordHasher()
 
 
@@ -32,23 +45,41 @@ def check_password(password: str) -> None:
         raise UserError.short_password(MIN_PASSWORD_LENGTH)
 
 
+def check_username(username: str) -> None:
+    """Raise (422, naming :data:`USERNAME_RULE`) unless ``username`` is acceptable for a new user."""
+    if not _USERNAME.fullmatch(username):
+        raise UserError.bad_username(username, USERNAME_RULE)
+
+
 def _check_new(username: str, role: str) -> None:
-    if not username or len(username) > 150:
-        raise UserError.bad_username()
+    check_username(username)
     if role not in ROLES:
         raise UserError.unknown_role(role, ROLES)
 
 
+def end_sessions(session: Session, user: User) -> None:
+    """Delete every web admin session of ``user``: a replayed cookie of theirs is refused from now on."""
+    session.execute(delete(PortalSession).where(PortalSession.user_id == user.id))
+
+
 def upsert_user(platform: Platform, username: str, password: str, *, role: str = "admin") -> tuple[UserInfo, bool]:
-    """Create a user, or reset an existing user's password and role; return (user, created)."""
-    _check_new(username, role)
+    """Create a user, or reset an existing user's password and role; return (user, created).
+
+    An existing user keeps their name even when it predates :data:`USERNAME_RULE`;
+    a new one must match it. Resetting the password ends the user's sessions.
+    """
+    if role not in ROLES:
+        raise UserError.unknown_role(role, ROLES)
     check_password(password)
     with platform.session() as session:
         user = session.scalar(select(User).where(User.username == username))
         created = user is None
         if user is None:
+            check_username(username)
             user = User(username=username)
             session.add(user)
+        else:
+            end_sessions(session, user)
         user.password_hash = _hasher.hash(password)
         user.role = role
         user.active = True
@@ -135,5 +166,7 @@ def update_user(
             user.active, changed = active, [*changed, "enabled" if active else "disabled"]
         if password is not None:
             user.password_hash, changed = _hasher.hash(password), [*changed, "password reset"]
+        if password is not None or active is False:
+            end_sessions(session, user)
         audit.record(session, "user.update", username, detail=", ".join(changed) or "no changes")
         return UserInfo(user.username, user.role, user.active)

@@ -219,3 +219,10 @@ def test_storekeeper_test_runs_the_apps_own_tests_on_copies(  # type: ignore[no-
     assert database_exists(admin_conn, "tpl_links_primary_db")
     cli_ok(run_cli("test", APP, "--clean"))
     assert not database_exists(admin_conn, "tpl_links_primary_db")
+
+
+def test_link_ids_outside_the_id_columns_range_are_a_404_not_a_500(links_synced, portal) -> None:  # type: ignore[no-untyped-def]
+    for link_id in ("9223372036854775808", "2147483648", "-1", "0", "99999999999999999999999999", "abc", "1e3", "%00"):
+        problem(portal.get(f"{LINKS}/{link_id}"), 404, "There is no link")
+    for cursor in ("9223372036854775808", "-5", "abc"):
+        problem(portal.get(LINKS, params={"cursor": cursor}), 400, "cursor")

@@ -311,3 +311,13 @@ def test_the_map_page_shows_a_visible_marker_per_gage_offline(chrome, snap, live
     assert snap("stream_gages_map").stat().st_size > 10_000  # test-artifacts/stream_gages_map.png
     assert chrome.find_element(By.ID, "gage-count").text == "2 gages"
     assert make_url(pg_admin_url).password not in chrome.page_source
+
+
+def test_gage_ids_outside_the_id_columns_range_are_a_404_not_a_500(synced):
+    for gage_id in ("2147483648", "-2147483649", "99999999999999999999999999", "0", "-1", "2147483647"):
+        problem(synced.get(f"{BASE}/gages/{gage_id}"), 404, "There is no gage")
+    for gage_id in ("abc", "1.5", "1e3", "%00", "1;DROP TABLE stream_gages", "9" * 5000):
+        response = synced.get(f"{BASE}/gages/{gage_id}")
+        assert response.status_code in (404, 422), (gage_id, response.status_code, response.text[:300])
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert synced.get(f"{BASE}/gages/1").status_code == 200

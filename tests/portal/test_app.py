@@ -6,10 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
 from storekeeper import services
 from storekeeper.config import load_config
+from storekeeper.platform.models import Service
 from storekeeper.portal.app import create_app
 from tests.portal.conftest import PROBLEM_JSON, TestClient, problem
 
@@ -83,17 +85,32 @@ def test_responses_carry_security_headers(anon):
 # -- /healthz -----------------------------------------------------------------------------------
 
 
-def test_healthz_is_public_and_reports_each_service(anon, service):
+def test_healthz_tells_anyone_only_the_status_and_an_admin_each_check(anon, admin, viewer, service):
     response = anon.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {
+    assert response.json() == {"status": "ok"}
+    assert viewer.get("/healthz").json() == {"status": "ok"}
+    assert anon.get("/healthz", headers={"Authorization": "Bearer skt_forged"}).json() == {"status": "ok"}
+    assert admin.get("/healthz").json() == {
         "status": "ok",
         "platform": {"ok": True, "error": None},
         "services": [{"name": service, "ok": True, "error": None}],
     }
 
 
-def test_healthz_reports_an_unreachable_service_without_credentials(anon, platform, service, closed_port):
+def test_anonymous_healthz_shows_no_host_port_or_user(anon, admin, platform, service, closed_port, pg_admin_url):
+    services.create_service(
+        platform, name="down", host="127.0.0.1", port=closed_port, username="someone", password="pw", connect_timeout=2
+    )
+    response = anon.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "degraded"})
+    u = make_url(pg_admin_url)
+    for detail in (str(closed_port), "127.0.0.1", "someone", str(u.port), u.username, "down", service):
+        assert detail not in response.text
+    assert str(closed_port) in admin.get("/healthz").text
+
+
+def test_healthz_reports_an_unreachable_service_without_credentials(admin, platform, service, closed_port):
     services.create_service(
         platform,
         name="down",
@@ -103,7 +120,7 @@ def test_healthz_reports_an_unreachable_service_without_credentials(anon, platfo
         password="down-service-password",
         connect_timeout=2,
     )
-    response = anon.get("/healthz")
+    response = admin.get("/healthz")
     assert response.status_code == 200
     health = response.json()
     assert health["status"] == "degraded"
@@ -114,13 +131,24 @@ def test_healthz_reports_an_unreachable_service_without_credentials(anon, platfo
     assert "down-service-password" not in response.text
 
 
+def test_healthz_answers_for_a_bad_host_recorded_before_hosts_were_checked(anon, admin, platform, service):
+    services.create_service(platform, name="legacy", host="127.0.0.1", username="u", password="p", connect_timeout=2)
+    with platform.engine.begin() as conn:  # as an older version, which took any host, would have stored it
+        conn.execute(update(Service).where(Service.name == "legacy").values(host="a" * 64 + ".example.com"))
+    response = anon.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "degraded"})
+    checks = {c["name"]: c for c in admin.get("/healthz").json()["services"]}
+    assert checks[service]["ok"] is True
+    assert checks["legacy"]["ok"] is False and "bad host name" in checks["legacy"]["error"]
+    problem(admin.post("/api/v1/services/legacy/test"), 502, "storekeeper services update legacy")
+
+
 def test_an_unset_up_platform_database_is_a_503_naming_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("STOREKEEPER_HOME", str(tmp_path / "unset"))
     with TestClient(create_app(load_config())) as client:
         health = client.get("/healthz")
         assert health.status_code == 503
-        assert health.json()["status"] == "failing"
-        assert health.json()["platform"]["ok"] is False
+        assert health.json() == {"status": "down"}
         doc = problem(
             client.get("/api/v1/apps", headers={"Authorization": "Bearer skt_x"}), 503, "storekeeper db configure"
         )

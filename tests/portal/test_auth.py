@@ -210,8 +210,8 @@ def session_app(portal_app: FastAPI) -> FastAPI:
         return {"ok": "yes"}
 
     @portal_app.post("/test/signout")
-    def signout(response: Response) -> dict[str, str]:
-        auth.end_session(response)
+    def signout(request: Request, response: Response) -> dict[str, str]:
+        auth.end_session(response, request, request.app.state.portal.platform())
         return {"ok": "yes"}
 
     return portal_app

@@ -22,7 +22,7 @@ def test_migration_0002_upgrades_and_downgrades_on_postgresql(pg_admin_url):
     engine = db.make_engine(make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False))
     try:
         assert db.upgrade(engine) == (None, db.HEAD_REVISION)
-        assert {"api_tokens", "jobs", "sign_in_throttle"} <= set(inspect(engine).get_table_names())
+        assert {"api_tokens", "jobs", "sign_in_throttle", "portal_sessions"} <= set(inspect(engine).get_table_names())
         cfg = Config()
         cfg.set_main_option("script_location", str(db.MIGRATIONS))
         with engine.begin() as conn:

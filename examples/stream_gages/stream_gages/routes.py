@@ -57,7 +57,7 @@ GEOJSON = "application/geo+json"
 STATIC_FILES = {"map.css": "text/css; charset=utf-8"}
 #: Decimal digits ST_AsGeoJSON may write: enough for any double to come back unchanged (its default, 9, rounds).
 GEOJSON_DIGITS = 15
-#: PostgreSQL integer range, the ``value`` column's type.
+#: PostgreSQL integer range, the type of the ``id`` and ``value`` columns.
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
 _templates = Environment(
@@ -210,11 +210,16 @@ def build_router(app: type[AppBase]) -> APIRouter:
 
     @router.get("/gages/{gage_id}", response_class=GeoJSONResponse, name="stream_gage", summary="One gage as GeoJSON")
     def get_gage(gage_id: int) -> GeoJSONResponse:
-        """One gage as a GeoJSON Feature (404 when there is none with this id)."""
-        with sessions()() as session:
-            found = _features(session, StreamGage.id == gage_id)
+        """One gage as a GeoJSON Feature (404 when there is none with this id, 422 when the id is not a number)."""
+        found = []
+        if INT_MIN <= gage_id <= INT_MAX:  # the id column is an integer: no gage has an id beyond its range
+            with sessions()() as session:
+                found = _features(session, StreamGage.id == gage_id)
         if not found:
-            raise GageError(f"There is no gage {gage_id}.", hint="list them: GET /apps/stream_gages/gages", status=404)
+            shown = (
+                gage_id if INT_MIN <= gage_id <= INT_MAX else "with that id (gage ids are integers up to 2147483647)"
+            )
+            raise GageError(f"There is no gage {shown}.", hint="list them: GET /apps/stream_gages/gages", status=404)
         return GeoJSONResponse(found[0])
 
     @router.post(

@@ -260,6 +260,10 @@ class PostgresBackend:
         params = self._login_params(spec.username, spec.password, dbname)
         try:
             return psycopg.connect(autocommit=True, **params)
+        except UnicodeError as err:  # a host recorded before hosts were checked: "label empty or too long"
+            raise ServiceError.unreachable(
+                spec.name, spec.where, spec.username, dbname, f"bad host name ({err})"
+            ) from None
         except psycopg.OperationalError as err:
             if spec.pending_password is not None:
                 # A password rotation was cut short after the server took the new password.

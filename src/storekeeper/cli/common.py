@@ -62,17 +62,46 @@ def read_secret(
     return str(typer.prompt(prompt, hide_input=True))
 
 
+#: What Typer raises to end a command on purpose (``--help``, ``ctx.exit``, Ctrl-C at a prompt): never caught here.
+_FLOW = (typer.Exit, typer.Abort)
+
+
 class Group(TyperGroup):
-    """Click group that turns storekeeper errors into one message plus the fix, exit code 1."""
+    """Click group that turns every failure into one ``Error:`` line plus a ``Fix:`` line, never a traceback.
+
+    * storekeeper errors: their message and hint, exit code 1;
+    * arguments that cannot be parsed (a port that is not a number, an unknown option):
+      click's message and the command's ``--help``, exit code 2, as click exits;
+    * anything unexpected: its type and message, exit code 1 (``--debug`` shows the traceback).
+    """
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except _FLOW:
+            raise
         except StorekeeperError as err:
-            if _state["debug"] or os.environ.get("STOREKEEPER_DEBUG"):
-                traceback.print_exc()
-            render.error(err.message, err.hint)
-            rest = [*getattr(ctx, "protected_args", []), *ctx.args]
-            if "--json" in rest:  # scripts asked for JSON: give them the failure as JSON too
-                render.json_out({"ok": False, "error": err.message, "hint": err.hint, "type": type(err).__name__})
-            ctx.exit(1)
+            self._fail(ctx, err.message, err.hint, type(err).__name__, 1)
+        except typer.TyperException as err:  # a usage error: an unknown option, a value that does not parse
+            where = getattr(getattr(err, "ctx", None), "command_path", None) or ctx.command_path
+            self._fail(
+                ctx, err.format_message(), f"{where} --help  (shows what it accepts)", type(err).__name__, err.exit_code
+            )
+        except Exception as err:
+            self._fail(
+                ctx,
+                f"Unexpected {type(err).__name__}: {str(err).strip() or 'no message'}",
+                "run it again with --debug to see where it happened, and report it",
+                type(err).__name__,
+                1,
+            )
+
+    @staticmethod
+    def _fail(ctx: Any, message: str, hint: str | None, kind: str, code: int) -> None:
+        if _state["debug"] or os.environ.get("STOREKEEPER_DEBUG"):
+            traceback.print_exc()
+        render.error(message, hint)
+        rest = [*getattr(ctx, "protected_args", []), *ctx.args]
+        if "--json" in rest:  # scripts asked for JSON: give them the failure as JSON too
+            render.json_out({"ok": False, "error": message, "hint": hint, "type": kind})
+        ctx.exit(code)

@@ -42,8 +42,10 @@ def serve(host: str, port: int, workers: int, log_level: str, *, announce: str |
         render.ok(announce)
     # Workers are separate processes sharing nothing but the platform database, which is
     # where sessions' users, tokens, throttling and jobs live: any worker can answer any request.
+    # uvicorn's own proxy-header handling (which believes 127.0.0.1 by default) stays off: the app
+    # believes X-Forwarded-* only from portal.forwarded_allow_ips (storekeeper.portal.limits).
     uvicorn.run(
-        APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level, proxy_headers=True
+        APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level, proxy_headers=False
     )
 
 

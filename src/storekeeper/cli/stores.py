@@ -74,7 +74,12 @@ def create(
         str, typer.Option("--connection", "-c", help="Connection setting whose service hosts the store.")
     ],
     spatial: Annotated[bool, typer.Option("--spatial", help="Enable PostGIS in the store.")] = False,
-    initializer: Annotated[str, typer.Option("--initializer", help="Dotted path of init(engine, first_time).")] = "",
+    initializer: Annotated[
+        str,
+        typer.Option(
+            "--initializer", help="init(engine, first_time) in the app's package: APP_PACKAGE.module.function."
+        ),
+    ] = "",
     refresh: Annotated[bool, typer.Option("--refresh", help="Drop and recreate it if it exists.")] = False,
     as_json: JsonOpt = False,
     yes: YesOpt = False,
@@ -82,6 +87,7 @@ def create(
     """Create a dynamic store through a connection setting (idempotent)."""
     from storekeeper import stores
 
+    stores.check_initializer_path(app, initializer)  # only the app's own code, refused before it is imported
     if refresh:
         confirm(f'--refresh drops store "{name}" of app "{app}" if it exists; its data is lost', yes)
     result = stores.create_store(

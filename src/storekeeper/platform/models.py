@@ -186,6 +186,22 @@ class ApiToken(Base):
     user: Mapped[User] = relationship()
 
 
+class PortalSession(Base):
+    """A web admin session. The cookie carries its random id (signed); only the id's SHA-256 is kept.
+
+    Signing out deletes the row, and so do resetting the user's password and disabling
+    them, so a replayed cookie is refused; a row past ``expires_at`` counts for nothing.
+    """
+
+    __tablename__ = "portal_sessions"
+
+    #: Hex SHA-256 of the session id in the cookie.
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 #: Job statuses.
 QUEUED = "queued"
 RUNNING = "running"

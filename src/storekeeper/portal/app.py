@@ -35,7 +35,8 @@ from storekeeper.portal import jobs
 from storekeeper.portal.api.main import api_router
 from storekeeper.portal.api.routes import health
 from storekeeper.portal.docs import install_docs
-from storekeeper.portal.mounts import URL_PREFIX, mount_app_endpoints
+from storekeeper.portal.limits import install_limits
+from storekeeper.portal.mounts import URL_PREFIX, install_outage_handler, mount_app_endpoints
 from storekeeper.portal.problems import install_handlers
 from storekeeper.portal.state import PortalState
 from storekeeper.portal.ui import install_ui
@@ -124,7 +125,9 @@ def create_app(config: Config | None = None) -> FastAPI:
     )
     app.state.portal = portal
     install_handlers(app)
+    install_outage_handler(app)
     app.add_middleware(_SecurityHeaders)
+    install_limits(app, portal.config)
     app.include_router(health.router)
     app.include_router(api_router)
     install_ui(app)

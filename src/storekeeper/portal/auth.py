@@ -8,14 +8,16 @@ form with a CSRF token. Both end in a :class:`Principal`.
   kept: a token is as strong as a random key, so a fast hash is enough, and a
   slow one (argon2) would cap the API's throughput.
 * **Sign-in throttling** counts failed password sign-ins per (username, client
-  address) in the platform database, so every worker of ``storekeeper start
+  address: :func:`client_address`) in the platform database, so every worker of ``storekeeper start
   --workers N`` sees the same count: after :data:`MAX_FAILURES` failures within
   :data:`FAILURE_WINDOW` seconds that pair gets 429 with ``Retry-After`` for
   :data:`BLOCK_SECONDS`. A success clears the count.
-* **Sessions** are cookies signed with a key derived from the config's
-  ``secret_key`` (itsdangerous), HttpOnly, SameSite=Lax and Secure over HTTPS.
-  They carry a fingerprint of the password hash, so resetting a password ends
-  that user's sessions.
+* **Sessions** are recorded server-side (``portal_sessions``: the SHA-256 of a
+  random session id, the user, an expiry). The cookie carries the id, signed
+  with a key derived from the config's ``secret_key`` (itsdangerous),
+  HttpOnly, SameSite=Lax and Secure over HTTPS. Signing out deletes the
+  record, and a password reset or disabling the user deletes all of theirs,
+  so a replayed cookie is refused.
 * **CSRF**: a random nonce in its own cookie; forms carry a signed copy of it
   (:func:`csrf_token`), checked by :func:`verify_csrf`. Requests authenticated
   by the session cookie must present it on every state-changing method.
@@ -27,6 +29,8 @@ Example (a web admin form)::
     auth.require_csrf(request, form.get("csrf_token"))
     user = auth.sign_in(platform, username, password, client=auth.client_address(request))
     auth.start_session(response, request, platform, user)
+    ...
+    auth.end_session(response, request, platform)      # sign out: the cookie stops working everywhere
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from storekeeper import audit, users
 from storekeeper.config import Config
 from storekeeper.errors import PortalError, TokenError
 from storekeeper.platform import Platform
-from storekeeper.platform.models import ApiToken, SignInThrottle, User, utcnow
+from storekeeper.platform.models import ApiToken, PortalSession, SignInThrottle, User, utcnow
 
 #: API tokens start with this, so they are easy to spot in a leak scanner or a log.
 TOKEN_PREFIX = "skt_"
@@ -61,6 +65,8 @@ BLOCK_SECONDS = 60
 
 SESSION_COOKIE = "storekeeper_session"
 SESSION_MAX_AGE = 12 * 3600
+#: Random bytes of a session id (the cookie carries it signed; the platform database its SHA-256).
+SESSION_ID_BYTES = 32
 CSRF_COOKIE = "storekeeper_csrf"
 CSRF_MAX_AGE = 12 * 3600
 CSRF_HEADER = "X-CSRF-Token"
@@ -101,7 +107,8 @@ class TokenInfo:
 
 
 def client_address(request: Request) -> str:
-    """Return the client's address as the server sees it (behind a proxy: as uvicorn's proxy headers set it)."""
+    """Return the client's address: who connected, or behind a proxy listed in ``portal.forwarded_allow_ips``,
+    the address that proxy forwarded (see :mod:`storekeeper.portal.limits`); never a header from anyone else."""
     return request.client.host if request.client else "unknown"
 
 
@@ -291,12 +298,31 @@ def _password_fingerprint(password_hash: str) -> str:
 
 
 def start_session(response: Response, request: Request, platform: Platform, user: users.UserInfo) -> None:
-    """Sign ``user`` in: set the signed session cookie on ``response``."""
+    """Sign ``user`` in: record a new session and set its signed cookie on ``response``.
+
+    A session this browser already had is ended first, so a cookie planted before
+    sign-in (session fixation) never becomes a signed-in one.
+    """
+    session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
+    now = utcnow()
+    previous = _cookie_session_id(request, platform.config)
     with audit.acting_as(f"user:{user.username}"), platform.session() as session:
         row = session.scalar(select(User).where(User.username == user.username))
         assert row is not None
+        # Forget expired sessions (of anyone), and this browser's previous one.
+        session.execute(delete(PortalSession).where(PortalSession.expires_at < now))
+        if previous is not None:
+            session.execute(delete(PortalSession).where(PortalSession.id_hash == hash_token(previous)))
+        session.add(
+            PortalSession(
+                id_hash=hash_token(session_id),
+                user_id=row.id,
+                created_at=now,
+                expires_at=now + timedelta(seconds=SESSION_MAX_AGE),
+            )
+        )
         value = _serializer(platform.config, "session").dumps(
-            {"u": row.username, "p": _password_fingerprint(row.password_hash)}
+            {"s": session_id, "p": _password_fingerprint(row.password_hash)}
         )
         audit.record(session, "user.sign_in", row.username, detail=f"session from {client_address(request)}")
     response.set_cookie(
@@ -304,29 +330,57 @@ def start_session(response: Response, request: Request, platform: Platform, user
     )
 
 
-def end_session(response: Response) -> None:
-    """Sign out: remove the session cookie."""
+def end_session(response: Response, request: Request, platform: Platform) -> None:
+    """Sign out: delete the session's record (a replayed cookie is refused) and remove the cookie."""
+    session_id = _cookie_session_id(request, platform.config)
+    if session_id is not None:
+        with platform.session() as session:
+            session.execute(delete(PortalSession).where(PortalSession.id_hash == hash_token(session_id)))
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
 
 
-def session_principal(request: Request, platform: Platform) -> Principal | None:
-    """Return the user signed in by the request's session cookie, or None."""
+def _cookie_data(request: Request, config: Config) -> dict[str, str] | None:
     raw = request.cookies.get(SESSION_COOKIE)
     if not raw:
         return None
     try:
-        data = _serializer(platform.config, "session").loads(raw, max_age=SESSION_MAX_AGE)
+        data = _serializer(config, "session").loads(raw, max_age=SESSION_MAX_AGE)
     except BadSignature:  # also covers expired ones
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("u"), str):
+    if not isinstance(data, dict) or not isinstance(data.get("s"), str):
+        return None  # not ours, or a cookie from before sessions were recorded
+    return data
+
+
+def _cookie_session_id(request: Request, config: Config) -> str | None:
+    data = _cookie_data(request, config)
+    return data["s"] if data else None
+
+
+def session_principal(request: Request, platform: Platform) -> Principal | None:
+    """Return the user signed in by the request's session cookie, or None.
+
+    The cookie must be signed by this portal *and* name a session still recorded:
+    signing out, a password reset and disabling the user delete the record.
+    """
+    data = _cookie_data(request, platform.config)
+    if data is None:
         return None
-    with platform.session() as session:
-        user = session.scalar(select(User).where(User.username == data["u"]))
-        if user is None or not user.active:
-            return None
-        if not hmac.compare_digest(_password_fingerprint(user.password_hash), str(data.get("p", ""))):
-            return None  # the password was reset since this session began
-        return Principal(user.username, user.role, "session")
+    stmt = (
+        select(PortalSession.expires_at, User.username, User.role, User.active, User.password_hash)
+        .join(User, PortalSession.user_id == User.id)
+        .where(PortalSession.id_hash == hash_token(data["s"]))
+    )
+    with platform.engine.connect() as conn:
+        found = conn.execute(stmt).first()
+    if found is None:
+        return None  # signed out, or ended by a password reset
+    expires_at, username, role, active, password_hash = found
+    if not active or _aware(expires_at) <= utcnow():
+        return None
+    if not hmac.compare_digest(_password_fingerprint(password_hash), str(data.get("p", ""))):
+        return None  # the password was changed since this session began
+    return Principal(username, role, "session")
 
 
 # -- CSRF -----------------------------------------------------------------------------------

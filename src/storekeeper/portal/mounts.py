@@ -20,7 +20,9 @@ Example (in the app's package)::
 
 Until every required setting has a service and every assigned store is
 initialized (in testing mode: every required setting has a service), requests get 503 with a problem document telling the admin what to
-assign and sync. Readiness is checked on the platform database and, once
+assign and sync. When a store's server does not answer an app's request (down,
+unreachable, out of connections), the request gets 503 with ``Retry-After``
+naming the app, not a 500 (:func:`install_outage_handler`). Readiness is checked on the platform database and, once
 ready, trusted for ``engines.revalidate_seconds`` (the same bound the store
 engines' cache uses), so a ready app's requests cost no platform query.
 """
@@ -30,12 +32,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import psycopg
+import sqlalchemy.exc
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storekeeper import apps, discovery
-from storekeeper.errors import AppError, StorekeeperError
+from storekeeper.errors import AppError, PlatformError, StorekeeperError
 from storekeeper.platform.models import DATABASE
 from storekeeper.portal.problems import error_response
 from storekeeper.portal.state import PortalState
@@ -123,6 +128,47 @@ class _GatedASGI:
                 await error_response(err, scope.get("path"))(scope, receive, send)
                 return
         await self.inner(scope, receive, send)
+
+
+#: Seconds an app's client is told to wait (Retry-After) when a store's server does not answer.
+OUTAGE_RETRY_AFTER = 10
+#: What a database driver raises when its server is down, unreachable or out of connections.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+
+
+async def _outage(request: Request, err: Exception) -> JSONResponse:
+    """Answer a request whose database did not answer with 503 and Retry-After, never a 500.
+
+    Under /apps/<package>/ the document names the app; the driver's message (host,
+    port, user) goes to the log only.
+    """
+    path = request.url.path
+    parts = path.split("/")
+    log.warning("%s %s: a database did not answer: %s", request.method, path, str(err).strip().splitlines()[:1])
+    problem: StorekeeperError
+    if path.startswith(URL_PREFIX + "/") and len(parts) > 2 and parts[2]:
+        problem = AppError.store_unreachable(parts[2])
+    else:
+        problem = PlatformError(
+            "A database the portal needs did not answer.",
+            hint="try again in a few seconds; if it lasts, an admin checks the portal's log and that the server "
+            "of database.url is running (storekeeper settings --get database.url)",
+        )
+    response = error_response(problem, path)
+    response.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER)
+    return response
+
+
+def install_outage_handler(app: FastAPI) -> None:
+    """Turn a database that does not answer, in an app's request (or the portal's), into 503 + Retry-After."""
+    for error in OUTAGE_ERRORS:
+        app.add_exception_handler(error, _outage)
 
 
 def mount_app_endpoints(app: FastAPI, portal: PortalState) -> list[str]:

@@ -18,6 +18,7 @@ The functions here are the core's store API, which the CLI, the portal and
 
 from __future__ import annotations
 
+from storekeeper.stores.initializers import check_initializer_path
 from storekeeper.stores.listing import connection_names, existing_store_names, list_stores, store_exists
 from storekeeper.stores.mode import StoreMode, testing_mode
 from storekeeper.stores.model import DEFAULT_JOBS, StoreInfo, SyncResult, Target
@@ -32,6 +33,7 @@ __all__ = [
     "StoreMode",
     "SyncResult",
     "Target",
+    "check_initializer_path",
     "connection_names",
     "create_store",
     "drop_store",

@@ -9,9 +9,13 @@ from typing import Any
 
 from sqlalchemy import create_engine
 
+from storekeeper import discovery
 from storekeeper.backends import PostgresBackend
-from storekeeper.errors import InitializerError
+from storekeeper.errors import AppError, InitializerError, InvalidNameError
 from storekeeper.stores.model import Target
+
+#: The longest initializer path the REST API and the CLI accept.
+MAX_INITIALIZER_PATH = 255
 
 _module_locks: dict[str, threading.RLock] = {}
 _module_locks_guard = threading.Lock()
@@ -21,6 +25,43 @@ def split_path(path: str) -> tuple[str, str]:
     """Split ``package.module.function`` (or ``package.module:function``) into module and attribute."""
     module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
     return module_name, attr
+
+
+def check_initializer_path(package: str, path: str) -> None:
+    """Raise (422) unless ``path`` names a function inside app ``package``'s own Python package.
+
+    For initializers that arrive from outside the app's code (the REST API, the CLI):
+    ``<root>.module.function`` or ``<root>.module:function``, where ``<root>`` is the
+    top-level package of the app's class, every part a plain Python identifier, no
+    dunder. So ``builtins.print``, ``os.system`` or another app's module are refused
+    before anything is imported or called. An empty path (no initializer) is fine.
+    """
+    if not path:
+        return
+    installed, _ = discovery.installed_apps()
+    app_cls = installed.get(package)
+    if app_cls is None:
+        raise AppError.not_found(package)
+    root = app_cls.__module__.split(".")[0]
+    module_name, attr = split_path(path)
+    parts = [*module_name.split("."), attr]
+    well_formed = (
+        len(path) <= MAX_INITIALIZER_PATH
+        and path.isascii()
+        and path.count(":") <= 1
+        and len(parts) >= 2
+        and all(part.isidentifier() and not (part.startswith("__") and part.endswith("__")) for part in parts)
+    )
+    if well_formed and parts[0] == root:
+        return
+    shown = ascii(path[:100]) if not path.isascii() or not path.isprintable() else f'"{path[:100]}"'
+    raise InvalidNameError(
+        f'Initializer {shown} is not allowed for app "{package}": it must name a function inside the app\'s own '
+        f"package, written {root}.module.function or {root}.module:function.",
+        hint=f'e.g. "{root}.model.init_db" (an initializer sent this way may only run the app\'s own code)',
+        status=422,
+        app=package,
+    )
 
 
 def import_initializer(target: Target) -> Callable[..., Any]:

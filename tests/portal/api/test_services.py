@@ -126,3 +126,41 @@ def test_remove_with_force_unassigns_the_settings(admin, my_first_app, service):
 def test_remove_an_unused_service(admin, service):
     assert admin.delete(f"/api/v1/services/{service}").json() == {"service": service, "unassigned": []}
     assert admin.get("/api/v1/services").json() == []
+
+
+LONG_LABEL_HOST = "a" * 64 + ".example.com"
+BAD_HOSTS = [
+    LONG_LABEL_HOST,
+    "a" * 254,
+    "db..example.com",
+    "-db.example.com",
+    "db_1.example.com",
+    "db example.com",
+    "db\x00.example.com",
+    "d\u0431.example.com",
+    "999.1.1.1",
+    "[::1]",
+    "::g",
+    "",
+]
+
+
+def test_a_host_that_is_neither_a_hostname_nor_an_ip_address_is_a_422(admin, platform, service, pg_admin_url):
+    for host in BAD_HOSTS:
+        doc = problem(admin.post("/api/v1/services", json=_body(pg_admin_url, host=host)), 422)
+        assert "hostname or an IP address" in doc["detail"] or doc["type"].endswith("validation-error"), (host, doc)
+        changed = admin.patch(f"/api/v1/services/{service}", json={"host": host})
+        assert changed.status_code == 422, (host, changed.text)
+    doc = problem(admin.post("/api/v1/services", json=_body(pg_admin_url, host=LONG_LABEL_HOST)), 422, "63 at most")
+    assert doc["hint"]
+    assert [s["name"] for s in admin.get("/api/v1/services").json()] == [service]
+    assert admin.get(f"/api/v1/services/{service}").json()["host"] == make_url(pg_admin_url).host
+
+
+def test_hostnames_and_ip_addresses_are_accepted(admin, pg_admin_url):
+    for n, host in enumerate(
+        ["localhost", "db-1.example.com", "db.example.com.", "10.0.0.5", "::1", "fe80::1", "a" * 63]
+    ):
+        response = admin.post("/api/v1/services", json=_body(pg_admin_url, name=f"ok{n}", host=host))
+        assert response.status_code == 201, (host, response.text)
+        assert response.json()["host"] == host

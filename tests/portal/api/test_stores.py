@@ -89,3 +89,58 @@ def test_rotate_credentials_gives_store_roles_new_passwords_and_never_shows_them
     after = my_first_app.get_persistent_store_database("scratch", as_url=True)
     assert after.password != before.password and after.password not in response.text
     problem(viewer.post(f"/api/v1/apps/{APP}/stores/rotate-credentials"), 403)
+
+
+#: A module outside every app that leaves a file behind if it is ever imported, and another if called.
+MARKER_MODULE = """
+import pathlib
+pathlib.Path(__file__).with_suffix(".imported").touch()
+
+def init(engine, first_time):
+    pathlib.Path(__file__).with_suffix(".called").touch()
+"""
+
+
+def test_an_initializer_outside_the_apps_own_package_is_refused_before_it_is_imported(
+    admin, my_first_app, admin_conn, platform, tmp_path, monkeypatch, capfd
+):
+    marker = tmp_path / "hostile_initializer_marker.py"
+    marker.write_text(MARKER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    refused = [
+        "builtins.print",
+        "os.system",
+        "os:system",
+        "subprocess.getoutput",
+        "hostile_initializer_marker.init",
+        "hostile_initializer_marker:init",
+        "sample_apps.flaky.init_db",  # another app's initializer
+        "stream_gages.model.init_stream_gages_db",  # and another's
+        "my_first_app",  # no function
+        "my_first_app.model.__builtins__",
+        "my_first_app.model.init_temp_db()",
+        "my_first_app..model.init",
+        "my_first_app.model:init:x",
+        "my_first_app.model.init_\u0442emp_db",  # Cyrillic т
+        "my_first_app.model.init temp",
+    ]
+    for path in refused:
+        body = {"name": "scratch", "connection": "primary", "initializer": path}
+        doc = problem(admin.post(f"/api/v1/apps/{APP}/stores", json=body), 422, "my_first_app.module.function")
+        assert doc["app"] == APP
+    assert not marker.with_suffix(".imported").exists() and not marker.with_suffix(".called").exists()
+    assert "hostile_initializer_marker" not in __import__("sys").modules
+    assert "<sqlalchemy" not in capfd.readouterr().out  # builtins.print(engine, first_time) never ran
+    assert not database_exists(admin_conn, f"{APP}_scratch")
+    assert "scratch" not in {s["name"] for s in admin.get(f"/api/v1/apps/{APP}/stores").json()}
+    print(f"\nREST initializer paths: tried {len(refused)} / refused {len(refused)} / imported 0")
+
+
+def test_an_initializer_in_the_apps_own_package_is_run(admin, my_first_app, admin_conn):
+    for path, name in (("my_first_app.model.init_temp_db", "scratch"), ("my_first_app.model:init_temp_db", "other")):
+        body = {"name": name, "connection": "primary", "initializer": path}
+        response = admin.post(f"/api/v1/apps/{APP}/stores", json=body)
+        assert response.status_code == 201, response.text
+        assert response.json()["first_time"] is True
+        assert database_exists(admin_conn, f"{APP}_{name}")
+        admin.delete(f"/api/v1/apps/{APP}/stores/{name}")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from storekeeper import audit, services
+from storekeeper.platform.models import PortalSession
 from storekeeper.portal import auth
-from tests.portal.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
+from tests.portal.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, TestClient
 from tests.portal.ui.conftest import admin_routes
 
 #: Posts a viewer may make: they change nothing.
@@ -132,6 +134,45 @@ def test_signing_out_ends_the_session(admin_web):
     assert admin_web.get("/admin/").status_code == 303
 
 
+def _replay(portal_app, cookie: str) -> tuple[int, int]:
+    """Present a copied session cookie from another browser; return (admin home status, /auth/me status)."""
+    with TestClient(portal_app, follow_redirects=False) as thief:
+        thief.cookies.set(auth.SESSION_COOKIE, cookie)
+        return thief.get("/admin/").status_code, thief.get("/api/v1/auth/me").status_code
+
+
+def test_a_session_cookie_replayed_after_sign_out_is_refused(admin_web, portal_app, platform):
+    admin_web.get("/admin/")
+    copied = admin_web.client.cookies.get(auth.SESSION_COOKIE)
+    assert copied and _replay(portal_app, copied) == (200, 200)  # the copy works while the session lasts
+    with platform.session() as session:
+        assert session.scalar(select(func.count()).select_from(PortalSession)) == 1
+    admin_web.post("/admin/logout")
+    assert _replay(portal_app, copied) == (303, 401)
+    with platform.session() as session:
+        assert session.scalar(select(func.count()).select_from(PortalSession)) == 0
+
+
+def test_a_session_cookie_replayed_after_a_password_reset_is_refused(admin_web, viewer_web, portal_app):
+    copied = viewer_web.client.cookies.get(auth.SESSION_COOKIE)
+    assert _replay(portal_app, copied) == (200, 200)
+    admin_web.get("/admin/users")
+    reset = admin_web.post("/admin/users/viewer/password", {"password": "another-password-2"})
+    assert reset.status_code == 303
+    assert _replay(portal_app, copied) == (303, 401)
+    assert viewer_web.get("/admin/").status_code == 303
+    # The admin who reset it is still signed in: only the viewer's sessions ended.
+    assert admin_web.get("/admin/").status_code == 200
+
+
+def test_a_session_cookie_planted_before_sign_in_is_not_kept(anon_web, admin_user, portal_app):
+    anon_web.sign_in(admin_user, ADMIN_PASSWORD)
+    first = anon_web.client.cookies.get(auth.SESSION_COOKIE)
+    anon_web.sign_in(admin_user, ADMIN_PASSWORD)  # signing in again replaces this browser's session
+    assert anon_web.client.cookies.get(auth.SESSION_COOKIE) != first
+    assert _replay(portal_app, first) == (303, 401)
+
+
 def test_a_disabled_users_session_ends(viewer_web, platform):
     from storekeeper import users
 
@@ -189,3 +230,19 @@ def test_session_and_flash_cookies_are_httponly(anon_web, admin_user):
 def test_a_signed_in_visit_to_the_login_page_goes_home_not_round_in_circles(admin_web):
     response = admin_web.get("/admin/login?next=%2Fadmin%2Flogin")
     assert response.headers["location"] == "/admin/"
+
+
+def test_healthz_details_are_for_an_admin_signed_in_by_session_only(admin_web, viewer_web, service):
+    admin_health = admin_web.get("/healthz").json()
+    assert admin_health["status"] == "ok" and [s["name"] for s in admin_health["services"]] == [service]
+    assert viewer_web.get("/healthz").json() == {"status": "ok"}
+    admin_web.post("/admin/logout")
+    assert admin_web.get("/healthz").json() == {"status": "ok"}
+
+
+def test_a_password_set_again_from_the_cli_ends_that_users_sessions(viewer_web, portal_app, platform):
+    from storekeeper import users
+
+    copied = viewer_web.client.cookies.get(auth.SESSION_COOKIE)
+    users.upsert_user(platform, "viewer", "set-again-password-3", role="viewer")  # what db configure does
+    assert _replay(portal_app, copied) == (303, 401)

@@ -102,3 +102,16 @@ def test_deleting_an_unused_service_removes_it(admin_web, service, platform):
     assert response.headers["location"] == "/admin/services"
     assert f'Service "{service}" deleted' in text(admin_web.follow(response))
     assert services.list_services(platform) == []
+
+
+def test_a_host_with_a_64_character_label_is_refused_on_the_form(admin_web, pg_admin_url, platform, service):
+    long_label = "a" * 64 + ".example.com"
+    admin_web.get("/admin/services/new")
+    response = admin_web.post("/admin/services/new", _form(pg_admin_url, host=long_label))
+    assert response.status_code == 422
+    assert "is not a hostname or an IP address" in text(response) and "63 at most" in text(response)
+    assert [s.name for s in services.list_services(platform)] == [service]
+    admin_web.get(f"/admin/services/{service}")
+    edited = admin_web.post(f"/admin/services/{service}", _form(pg_admin_url, host=long_label))
+    assert edited.status_code == 422 and "63 at most" in text(edited)
+    assert services.get_service(platform, service).host == make_url(pg_admin_url).host

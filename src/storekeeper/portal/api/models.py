@@ -306,7 +306,11 @@ class UserOut(_Out):
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=150)
+    username: str = Field(
+        pattern=users.USERNAME_PATTERN,
+        description=f"{users.USERNAME_RULE}: a lowercase ASCII letter, then up to 63 of a-z 0-9 _ . -",
+        examples=["j.smith"],
+    )
     password: str = Field(min_length=users.MIN_PASSWORD_LENGTH, max_length=1024, json_schema_extra=_WRITE_ONLY)
     role: Literal["admin", "viewer"] = "viewer"
 
@@ -372,10 +376,17 @@ class ServiceCheck(Check):
     name: str
 
 
-class Health(BaseModel):
-    status: Literal["ok", "degraded", "failing"] = Field(
-        description="ok: everything reachable; degraded: a service is not; failing: the platform database is not."
+class HealthStatus(BaseModel):
+    """What anyone may know: how the portal is."""
+
+    status: Literal["ok", "degraded", "down"] = Field(
+        description="ok: everything reachable; degraded: a service is not; down: the platform database is not."
     )
+
+
+class Health(HealthStatus):
+    """What a signed-in admin sees: the status, and each check with its error (never a password)."""
+
     platform: Check
     services: list[ServiceCheck]
 

@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from storekeeper import __version__
 from storekeeper.errors import PortalError, StorekeeperError
 from storekeeper.portal import auth
+from storekeeper.portal.limits import BodyTooLarge
 
 HERE = Path(__file__).parent
 TEMPLATE_DIR = HERE / "templates"
@@ -205,6 +206,8 @@ class PageRoute(APIRoute):
         async def page_handler(request: Request) -> Response:
             try:
                 return await handler(request)
+            except BodyTooLarge:  # refused before the page is considered: the same 413 document as everywhere
+                raise
             except SignInRequired:
                 return RedirectResponse(sign_in_url(request), status_code=303)
             except PortalError as err:

@@ -19,7 +19,12 @@ def list_stores(app: str, platform: PlatformDep, _: CurrentUser) -> list[StoreOu
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SyncResultOut)
 def create_store(app: str, body: StoreCreate, response: Response, platform: PlatformDep, _: AdminDep) -> SyncResultOut:
-    """Create a dynamic store through a connection setting and initialize it (idempotent)."""
+    """Create a dynamic store through a connection setting and initialize it (idempotent).
+
+    ``initializer`` must name a function in the app's own package (``<package>.module.function``);
+    anything else is refused with 422 before it is imported.
+    """
+    stores.check_initializer_path(app, body.initializer)
     result = stores.create_store(
         platform,
         app,

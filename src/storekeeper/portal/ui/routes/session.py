@@ -59,8 +59,8 @@ def login(request: Request, platform: PlatformDep, form: FormData) -> Response:
 
 
 @router.post("/logout")
-def logout(request: Request, form: SignedForm) -> Response:
-    """End the session."""
+def logout(request: Request, platform: PlatformDep, form: SignedForm) -> Response:
+    """End the session: its record is deleted, so the cookie no longer signs anyone in."""
     response = redirect(request, f"{PREFIX}/login", "Signed out.")
-    auth.end_session(response)
+    auth.end_session(response, request, platform)
     return response
