@@ -42,7 +42,7 @@ PLACEHOLDER = "X"
 #: ``--storekeeper-scope`` or ``/var/lib/storekeeper``. The line runs to the first terminator.
 COMMAND = re.compile(r"(?<![\w.\-/\[])storekeeper[ \t]+(?P<rest>[^\n;,()\"'`]*)")
 #: "this storekeeper does not support", "a storekeeper checkout": the word used in a sentence.
-PROSE_BEFORE = re.compile(r"\b(a|an|the|this|that)\s+$", re.IGNORECASE)
+PROSE_BEFORE = re.compile(r"\b(a|an|the|this|that|another|other)\s+$", re.IGNORECASE)
 #: Strings that start with "storekeeper " and are not commands, with why.
 NOT_COMMANDS = {
     "storekeeper persistent store copies": "testing/plugin.py: the title of storekeeper's pytest options",

@@ -559,7 +559,7 @@ class PostgresBackend:
         """The error of an object another installation made, met while working on ``what``."""
         return StoreError(
             f"Cannot work on {what}: {thing} on {self.spec.where} belongs to another storekeeper installation "
-            f"(id {marker.installation}; this one is {self.spec.installation}). storekeeper never adopts, "
+            f"(id {marker.installation}; this one is {self.spec.installation}). It never adopts, "
             "changes or drops another installation's databases and roles.",
             hint="give each installation its own server or service, or remove that store with the installation "
             "that made it, run with its home: storekeeper stores drop APP STORE  (storekeeper db info prints "

@@ -143,7 +143,7 @@ class Target:
         if marker.installation is not None and mine is not None and marker.installation != mine:
             raise StoreError(
                 f"Database {self.database} on {self.spec.where} belongs to another storekeeper installation "
-                f"(id {marker.installation}; this one is {mine}), not to {self.what}. storekeeper never adopts, "
+                f"(id {marker.installation}; this one is {mine}), not to {self.what}. It never adopts, "
                 "initializes, changes or drops another installation's databases.",
                 hint="give each installation its own server or service, or drop the store with the installation "
                 f"that made it, run with its home: storekeeper stores drop {self.app} {self.name}  "

@@ -69,7 +69,7 @@ def decide(target: Target, marker: pg.Marker, state: str, *, refresh: bool, ours
     if not marker.storekeepers and not ours:
         raise StoreError(
             f"{target.what} already exists on {target.spec.where} but was not created by storekeeper; "
-            "storekeeper never adopts, changes or drops a database it did not make.",
+            "it never adopts, changes or drops a database it did not make.",
             hint=f"use another store name, or (if nobody needs it) drop that database on the server yourself: "
             f"DROP DATABASE {sql.Identifier(target.database).as_string(None)}; then: "
             f"storekeeper syncstores {target.app} --database {target.name}",
