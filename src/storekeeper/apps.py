@@ -108,7 +108,7 @@ def _app_info(app: App, seen: dict[tuple[str, str], stores.StoreInfo] | None = N
 
 def _server_view(platform: Platform, package: str | None = None) -> dict[tuple[str, str], stores.StoreInfo]:
     """Ask the servers (one query per service) what they hold: an app is ready only when they agree."""
-    listed = stores.list_stores(platform, package, check_server=True, discover=False)
+    listed = stores.list_stores(platform, package, check_server=True, discover=False, sizes=False)
     return {(s.app, s.name): s for s in listed}
 
 

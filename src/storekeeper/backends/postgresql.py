@@ -309,16 +309,24 @@ class PostgresBackend:
         return Marker.read(row)
 
     @staticmethod
-    def markers(conn: psycopg.Connection[Any], names: Iterable[str]) -> dict[str, tuple[Marker, int | None]]:
+    def markers(
+        conn: psycopg.Connection[Any], names: Iterable[str], *, sizes: bool = True
+    ) -> dict[str, tuple[Marker, int | None]]:
         """Read the markers (and sizes, where this user may see them) of the databases of ``names`` that exist.
 
-        One query per server, cheap enough to run each time stores or apps are listed.
+        One query per server. The markers alone take well under a millisecond;
+        sizes cost a walk of each database's files (about 2 ms each), so a
+        readiness check leaves them out.
         """
+        size = (
+            "CASE WHEN datconnlimit <> %s AND has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid) END"
+            if sizes
+            else "%s::int"
+        )
         rows = conn.execute(
-            "SELECT datname, shobj_description(oid, 'pg_database'), datconnlimit, "
-            "CASE WHEN datconnlimit <> %s AND has_database_privilege(oid, 'CONNECT') "
-            "THEN pg_database_size(oid) END FROM pg_database WHERE datname = ANY(%s)",
-            (INVALID_CONNLIMIT, list(names)),
+            f"SELECT datname, shobj_description(oid, 'pg_database'), datconnlimit, {size} "
+            "FROM pg_database WHERE datname = ANY(%s)",
+            (INVALID_CONNLIMIT if sizes else None, list(names)),
         ).fetchall()
         return {r[0]: (Marker.read((r[1], r[2])), r[3]) for r in rows}
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import psycopg
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -40,9 +43,18 @@ def store_exists(platform: Platform, package: str, name: str, *, app_cls: AppCla
 
 
 def list_stores(
-    platform: Platform, package: str | None = None, *, check_server: bool = True, discover: bool = True
+    platform: Platform,
+    package: str | None = None,
+    *,
+    check_server: bool = True,
+    discover: bool = True,
+    sizes: bool = True,
 ) -> list[StoreInfo]:
-    """Return every store (of one app, or all), asking each service which databases exist."""
+    """Return every store (of one app, or all), asking each service which databases exist.
+
+    ``check_server=False`` goes by the records alone (``exists`` and ``ready`` are None);
+    ``sizes=False`` leaves out the databases' sizes, the costly part of asking.
+    """
     if discover:
         discovery.discover(platform)
     dbname = mode.current().database_name
@@ -76,7 +88,7 @@ def list_stores(
             )
             for app, s in rows
         ]
-    seen = _ask_servers(specs, names) if check_server else {}
+    seen = _ask_servers(specs, names, sizes=sizes) if check_server else {}
     result = []
     for pkg, name, dynamic, sid, service, spatial, initializer, state, orphaned, last_error, access in snapshot:
         database = dbname(pkg, name)
@@ -152,16 +164,41 @@ def _readiness(
     return True, None
 
 
-def _ask_servers(specs: dict[int, ServiceSpec], names: dict[int, list[str]]) -> dict[int, dict[str, _Seen] | None]:
+#: One idle connection per service (host, port, user, password), kept between listings: asking a server
+#: is then one round trip, not a new session with its SCRAM handshake. Taken out while in use.
+_idle: dict[tuple[str, int, str, str | None], psycopg.Connection[Any]] = {}
+_idle_lock = threading.Lock()
+
+
+def _ask_servers(
+    specs: dict[int, ServiceSpec], names: dict[int, list[str]], *, sizes: bool
+) -> dict[int, dict[str, _Seen] | None]:
     """Ask each service (one query each) about the databases that exist; None: it could not be asked."""
     seen: dict[int, dict[str, _Seen] | None] = {}
     for sid, spec in specs.items():
         backend = get_backend("postgresql", spec)
+        key = (spec.host, spec.port, spec.username, spec.password)
+        with _idle_lock:
+            conn = _idle.pop(key, None)
         try:
-            with backend.connect() as conn:
-                seen[sid] = backend.markers(conn, names[sid])
+            if conn is not None:
+                try:
+                    seen[sid] = backend.markers(conn, names[sid], sizes=sizes)
+                except psycopg.Error:  # the server was restarted, or ended the session: ask on a new one
+                    conn.close()
+                    conn = None
+            if conn is None:
+                conn = backend.connect()
+                seen[sid] = backend.markers(conn, names[sid], sizes=sizes)
         except (StorekeeperError, psycopg.Error):
             seen[sid] = None
+            if conn is not None:
+                conn.close()
+            continue
+        with _idle_lock:
+            spare = _idle.setdefault(key, conn)
+        if spare is not conn:
+            conn.close()
     return seen
 
 
