@@ -90,8 +90,9 @@ def installed(apps_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 class Home:
     """A storekeeper home; runs the real ``storekeeper`` command in it."""
 
-    def __init__(self, path: Path, apps_dir: Path, platform: Platform | None = None) -> None:
+    def __init__(self, path: Path, apps_dir: Path, platform: Platform | None = None, label: str = "") -> None:
         self.path = path
+        self.label = label or path.name
         self.apps_dir = apps_dir
         self._platform = platform
 
@@ -142,6 +143,26 @@ class Home:
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception
         return result
+
+    def run(self, *args: str) -> tuple[int, str, str]:
+        """Run a command as an admin would and return (exit code, stdout, stderr).
+
+        In this process by default (the same command code, after dropping cached
+        engines and apps: no interpreter start-up), as a new process with
+        ``RELIABILITY_PROCESSES=1``. A traceback counts as exit -1.
+        """
+        if os.environ.get("RELIABILITY_PROCESSES") == "1":
+            done = self.cli(*args)
+            return done.returncode, done.stdout, done.stderr
+        from storekeeper import engines
+
+        engines.clear()
+        discovery.forget()
+        try:
+            ran = self.invoke(*args)
+        except Exception as err:
+            return -1, "", f"Error: {type(err).__name__}: {err}"
+        return ran.exit_code, ran.stdout, ran.stderr
 
     def stores(self) -> dict[str, dict[str, Any]]:
         """``storekeeper stores list crash_app --json``, by store name."""

@@ -26,8 +26,9 @@ when it did not (already counted), :meth:`KillRun.set_up` resets them by hand.
 
 Knobs (environment): ``RELIABILITY_POINTS`` keeps only the points whose ids contain
 one of its comma-separated parts (``RELIABILITY_POINTS='refresh@sql,drop@5ms' pytest
-tests/reliability -k kill``); ``RELIABILITY_NEXT_PROCESS=1`` runs the next command as
-a new process rather than in the test's; ``RELIABILITY_TIMING=1`` prints each step's time.
+tests/reliability -k kill``); ``RELIABILITY_PROCESSES=1`` runs the next command as a new
+process rather than in the test's (see :meth:`Home.run`); ``RELIABILITY_TIMING=1`` prints
+each step's time.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from typing import Any
 
 import psycopg
 
-from storekeeper import discovery, engines, stores
+from storekeeper import engines, stores
 from storekeeper.stores import records
 from tests.reliability import crash_app
 from tests.reliability.conftest import (
@@ -288,22 +289,9 @@ class KillRun:
         lap("done")
 
     def next_command(self, cmd: list[str]) -> tuple[int, str]:
-        """Run the command an admin runs next: exit code and what it said.
-
-        By default it runs in this process (the same command code through Click's
-        runner, after dropping cached engines and apps), which saves an interpreter
-        start-up per point; ``RELIABILITY_NEXT_PROCESS=1`` runs it as a new process.
-        """
-        if os.environ.get("RELIABILITY_NEXT_PROCESS") == "1":
-            result = self.home.cli(*cmd)
-            return result.returncode, summary(result.stdout) if result.stdout.strip() else summary(result.stderr)
-        engines.clear()
-        discovery.forget()
-        try:
-            ran = self.home.invoke(*cmd)
-        except Exception as err:  # a traceback is a failure of the command too
-            return -1, f"Error: {type(err).__name__}: {err}"
-        return ran.exit_code, summary(ran.stdout) if ran.stdout.strip() else summary(ran.stderr)
+        """Run the command an admin runs next (see :meth:`Home.run`): exit code and what it said."""
+        code, out, err = self.home.run(*cmd)
+        return code, summary(out) if out.strip() else summary(err)
 
     def aim(self, proc: Any, point: KillPoint, timeout: float = 90) -> str:
         """Kill the server or the process at ``point``; "killed", or "missed" when the command ended first."""
