@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import time
@@ -90,9 +89,18 @@ def installed(apps_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 class Home:
     """A storekeeper home; runs the real ``storekeeper`` command in it."""
 
-    def __init__(self, path: Path, apps_dir: Path, platform: Platform | None = None, label: str = "") -> None:
+    def __init__(
+        self,
+        path: Path,
+        apps_dir: Path,
+        platform: Platform | None = None,
+        label: str = "",
+        paths: tuple[Path, ...] = (),
+    ) -> None:
         self.path = path
         self.label = label or path.name
+        #: More directories for the processes' path (other apps' entry points).
+        self.paths = paths
         self.apps_dir = apps_dir
         self._platform = platform
 
@@ -111,13 +119,25 @@ class Home:
 
     def env(self, **extra: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if k in _KEEP_ENV or not any(k.startswith(p) for p in _DROP_ENV)}
-        path = [str(self.apps_dir), str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        path = [
+            *map(str, self.paths),
+            str(self.apps_dir),
+            str(REPO_ROOT),
+            *filter(None, [os.environ.get("PYTHONPATH")]),
+        ]
         return {**base, "STOREKEEPER_HOME": str(self.path), "PYTHONPATH": os.pathsep.join(path), **extra}
 
-    def cli(self, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, timeout: float = 180, input: str | None = None, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``storekeeper ARGS`` as a process; return when it has exited."""
         return subprocess.run(
-            [storekeeper_exe(), *args], capture_output=True, text=True, env=self.env(**env), timeout=timeout
+            [storekeeper_exe(), *args],
+            capture_output=True,
+            text=True,
+            env=self.env(**env),
+            timeout=timeout,
+            input=input,
         )
 
     def python(self, code: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
@@ -144,7 +164,7 @@ class Home:
             raise result.exception
         return result
 
-    def run(self, *args: str) -> tuple[int, str, str]:
+    def run(self, *args: str, input: str | None = None) -> tuple[int, str, str]:
         """Run a command as an admin would and return (exit code, stdout, stderr).
 
         In this process by default (the same command code, after dropping cached
@@ -152,14 +172,14 @@ class Home:
         ``RELIABILITY_PROCESSES=1``. A traceback counts as exit -1.
         """
         if os.environ.get("RELIABILITY_PROCESSES") == "1":
-            done = self.cli(*args)
+            done = self.cli(*args, input=input)
             return done.returncode, done.stdout, done.stderr
         from storekeeper import engines
 
         engines.clear()
         discovery.forget()
         try:
-            ran = self.invoke(*args)
+            ran = self.invoke(*args, input=input)
         except Exception as err:
             return -1, "", f"Error: {type(err).__name__}: {err}"
         return ran.exit_code, ran.stdout, ran.stderr
@@ -475,9 +495,6 @@ class Figures:
 def clean_env() -> None:
     """Forget the process's engines, discovered apps and platforms (between homes and after a crash)."""
     _forget_process_state()
-
-
-NAME_RULE_RE = re.compile(r"\[a-z\]\[a-z0-9_\]\*|lowercase letters, digits and _|at most 63|reserved")
 
 
 @pytest.fixture
