@@ -127,3 +127,16 @@ def test_app_api_refuses_too_long_dynamic_store_before_the_server(
 def test_app_api_refuses_bad_names(my_first_app: type, call) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidNameError):
         call(my_first_app)
+
+
+@pytest.mark.parametrize("package", ["pg", "pg_app", "pg_"])
+def test_package_whose_store_roles_would_start_with_pg_is_refused(package: str) -> None:
+    # Store roles are named like their databases, <package>_<store>; PostgreSQL refuses roles named pg_*.
+    with pytest.raises(InvalidNameError) as info:
+        database_name(package, "db")
+    assert "pg_" in str(info.value) and "reserve" in str(info.value)
+
+
+@pytest.mark.parametrize("package", ["pgapp", "pg2", "postgres", "template0", "app_pg"])
+def test_package_merely_resembling_a_reserved_name_is_accepted(package: str) -> None:
+    assert database_name(package, "db") == f"{package}_db"

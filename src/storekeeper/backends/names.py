@@ -19,6 +19,9 @@ _SERVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 NAME_RULE = "lowercase letters, digits and _ only, starting with a letter"
 #: App packages that could collide with test-copy (``test_…``, ``test0_…``) or template (``tpl_…``) names.
 _RESERVED_PACKAGE_RE = re.compile(r"(test|tpl)(_|\d|\Z)")
+#: App packages whose store roles (named ``<package>_<store>``) would start with ``pg_``, which
+#: PostgreSQL reserves for its own roles (CREATE ROLE refuses them).
+_PG_RESERVED_PACKAGE_RE = re.compile(r"pg(_|\Z)")
 SERVICE_RULE = "letters, digits, '_', '.' and '-' only, starting with a letter or digit, at most 63 characters"
 
 
@@ -54,6 +57,13 @@ def check_package(package: object) -> str:
         raise InvalidNameError(
             f"Invalid app package name {package!r}: names starting with 'test' or 'tpl' followed by '_', "
             "a digit or nothing are reserved for test copies and templates.",
+            hint="rename the app package",
+            name=package,
+        )
+    if _PG_RESERVED_PACKAGE_RE.match(package):
+        raise InvalidNameError(
+            f"Invalid app package name {package!r}: a package named 'pg' or starting with 'pg_' would give its "
+            "stores' roles names starting with 'pg_', which PostgreSQL reserves.",
             hint="rename the app package",
             name=package,
         )

@@ -1,0 +1,56 @@
+"""kill -9 of the database server at points spread over sync, refresh, drop, dynamic create and rotate.
+
+The command runs in a thread of this process (the core, as the CLI calls it);
+at the kill point the postmaster gets SIGKILL, the server is started again on the
+same data directory and port, and the next command runs. See
+:mod:`tests.reliability.kill_harness` for the points and what is counted.
+Figures: tried (kills that landed) / failed (stuck stores, hung commands) /
+lost (stores listed ready that are not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.conftest import CrashServer, Home
+from tests.reliability.kill_harness import CREATE, DROP, REFRESH, ROTATE, STORES, SYNC, KillRun, selected
+
+pytestmark = pytest.mark.slow
+
+UNMARKED_ROLE = (
+    "issue 12: a kill between CREATE ROLE and COMMENT ON ROLE (point *@held:COMMENT ON ROLE) leaves the store's "
+    "role without its marker; every later sync/create refuses it ('a role named ... already exists ... and was not "
+    "made for this store by storekeeper') and drop_store leaves it: stuck until someone drops the role by hand"
+)
+INVALID_DATABASE = (
+    "issue 12: a server crash during DROP DATABASE (points *@sql:DROP DATABASE, often the delays) leaves an invalid "
+    "database (datconnlimit=-2) still listed initialized; the next sync fails 'cannot connect to invalid database' "
+    "(initializer) or 'cannot alter invalid database' (recreate), `stores drop` fails 'cannot alter invalid database'"
+)
+#: Where today's code fails (remove a line when its cause is fixed).
+KNOWN: dict[str, str] = {
+    SYNC: UNMARKED_ROLE,
+    REFRESH: INVALID_DATABASE,
+    DROP: INVALID_DATABASE + "; a crash after the DROP committed leaves the store listed initialized with no database",
+    CREATE: UNMARKED_ROLE,
+}
+KINDS = [SYNC, REFRESH, DROP, CREATE, ROTATE]
+
+
+@pytest.mark.parametrize(
+    "kind", [pytest.param(k, marks=pytest.mark.xfail(reason=KNOWN[k], strict=True)) if k in KNOWN else k for k in KINDS]
+)
+def test_server_killed(
+    kind: str,
+    crash_home: Callable[[list[str]], tuple[Home, list[str]]],
+    crash_server: CrashServer,
+    tmp_path: Path,
+) -> None:
+    home, statics = crash_home(STORES[kind])
+    run = KillRun(home, crash_server, statics, target="server", logs=tmp_path, case=f"kill -9 server during {kind}")
+    for point in selected("server", kind):
+        run.run(point)
+    run.figures.check()
