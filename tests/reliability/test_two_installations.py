@@ -150,13 +150,6 @@ def check_listings(url: str, home: Home, label: str, others: set[str], figures: 
                 figures.problems.append(f"{label} lists {name} ready but {why}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: no installation id yet; B adopts A's stores (sync runs its initializer, first_time=False, and "
-    "resets A's role passwords), refresh recreates them, drop drops them, create adopts A's dynamic store, rotate "
-    "rotates A's roles, B's testing mode resets A's test role and `test --clean` drops A's copies and templates; "
-    "A does the same to B's store; all exit 0, and B lists A's stores ready",
-)
 def test_two_installations_on_one_server_never_touch_each_others_stores(
     two_homes: tuple[Home, Home, list[str]], pg_admin_url: str
 ) -> None:

@@ -432,20 +432,23 @@ class PostgresBackend:
                 service=self.spec.name,
             )
         try:
-            if marker.exists:
-                conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(ident, verifier))
-            else:
-                conn.execute(
-                    sql.SQL(
-                        "CREATE ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
-                        "NOBYPASSRLS PASSWORD {}"
-                    ).format(ident, verifier)
-                )
-            if not marker.exists or marker.installation is None:  # new, or made before installation ids
-                text = marker_text(ROLE, owner, self.spec.installation)
-                conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(text)))
-            if not self._is_member(conn, role):
-                conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(ident))
+            # One transaction: a crash never leaves a new role without its marker (roles, unlike
+            # databases, are made transactionally), which every later sync would refuse.
+            with conn.transaction():
+                if marker.exists:
+                    conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(ident, verifier))
+                else:
+                    conn.execute(
+                        sql.SQL(
+                            "CREATE ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+                            "NOBYPASSRLS PASSWORD {}"
+                        ).format(ident, verifier)
+                    )
+                if not marker.exists or marker.installation is None:  # new, or made before installation ids
+                    text = marker_text(ROLE, owner, self.spec.installation)
+                    conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(text)))
+                if not self._is_member(conn, role):
+                    conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(ident))
         except pgerrors.InsufficientPrivilege as err:
             raise StoreError(
                 f"Cannot give {what} its own role on {self.spec.where}: {first_line(err)}",
