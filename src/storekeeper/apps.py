@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from storekeeper import audit, discovery, engines, stores
+from storekeeper.backends.names import check_name
 from storekeeper.errors import AppError, ServiceError, SettingError, StoreError
 from storekeeper.platform import Platform
 from storekeeper.platform.models import DATABASE, App, Service, Setting
@@ -113,6 +114,7 @@ def _server_view(platform: Platform, package: str | None = None) -> dict[tuple[s
 
 
 def _load_app(session: Session, package: str) -> App:
+    check_name(package, what="app package")
     app = session.scalar(
         select(App).where(App.package == package).options(selectinload(App.settings).selectinload(Setting.service))
     )
@@ -148,6 +150,7 @@ def assign_service(platform: Platform, package: str, setting: str, service: str)
     discovery.discover(platform)
     with platform.session() as session:
         app = _load_app(session, package)
+        check_name(setting, what="setting")
         row = next((s for s in app.settings if s.name == setting), None)
         if row is None:
             raise SettingError.not_found(package, setting, [s.name for s in app.settings if not s.orphaned])
@@ -179,6 +182,7 @@ def reset_setting(platform: Platform, package: str, setting: str) -> SettingInfo
     discovery.discover(platform)
     with platform.session() as session:
         app = _load_app(session, package)
+        check_name(setting, what="setting")
         row = next((s for s in app.settings if s.name == setting), None)
         if row is None:
             raise SettingError.not_found(package, setting, [s.name for s in app.settings if not s.orphaned])

@@ -190,6 +190,7 @@ def _info(session: Session, svc: Service) -> ServiceInfo:
 
 
 def _get(session: Session, name: str) -> Service:
+    check_service_name(name)
     svc = session.scalar(select(Service).where(Service.name == name))
     if svc is None:
         raise ServiceError.not_found(name)

@@ -287,13 +287,6 @@ def test_hostile_service_names_are_refused_with_the_rule(hostile_home: Home, pg_
     attempts.check()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: commands that look a name up (app-settings set APP/SETTING, apps show, syncstores, stores list, "
-    "rotate-credentials --database) answer 'App ... is not installed' / 'has no persistent store setting' instead of "
-    "the rule, and print the name raw: NUL, ESC (ANSI sequences), DEL and CR reach the terminal; only stores drop "
-    "checks the name first",
-)
 def test_hostile_names_in_cli_arguments_are_refused_with_the_rule(hostile_home: Home, pg_admin_url: str) -> None:
     attempts = Attempts("hostile names as CLI arguments", pg_admin_url, hostile_home.platform)
     for kind, value in HOSTILE.items():

@@ -55,6 +55,8 @@ def list_stores(
     ``check_server=False`` goes by the records alone (``exists`` and ``ready`` are None);
     ``sizes=False`` leaves out the databases' sizes, the costly part of asking.
     """
+    if package is not None:
+        check_name(package, what="app package")
     if discover:
         discovery.discover(platform)
     dbname = mode.current().database_name

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from storekeeper.backends.names import check_name
 from storekeeper.errors import AppError, SettingError, StoreError
 from storekeeper.platform import Platform
 from storekeeper.platform.models import CONNECTION, DATABASE, App, Setting
@@ -23,12 +24,14 @@ def load_app(session: Session, package: str) -> App:
 
 
 def find_app(session: Session, package: str) -> App | None:
-    """Return an app's record with its settings, or None."""
+    """Return an app's record with its settings, or None (a name that breaks the rule is refused, naming it)."""
+    check_name(package, what="app package")
     return session.scalar(select(App).where(App.package == package).options(selectinload(App.settings)))
 
 
 def find_setting(app: App, name: str) -> Setting | None:
-    """Return an app's setting (declared or dynamic) by name, or None."""
+    """Return an app's setting (declared or dynamic) by name, or None (a bad name is refused with the rule)."""
+    check_name(name, what="setting")
     return next((s for s in app.settings if s.name == name), None)
 
 

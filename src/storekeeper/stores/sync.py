@@ -108,6 +108,7 @@ def _selected_apps(platform: Platform, apps: Sequence[str] | None) -> list[str]:
         return sorted(installed)
     packages = list(dict.fromkeys(apps))
     for package in packages:
+        check_name(package, what="app package")
         if package not in installed:
             broken = next((p for p in problems if p.entry_point == package), None)
             if broken:
