@@ -16,15 +16,10 @@ import pytest
 
 from tests.reliability.conftest import CrashServer, Home
 from tests.reliability.kill_harness import CREATE, DROP, REFRESH, ROTATE, STORES, SYNC, KillRun, selected
-from tests.reliability.test_kill_server import UNMARKED_ROLE
 
 pytestmark = pytest.mark.slow
 
-DROPPED_BUT_READY = (
-    "issue 12: a kill after DROP DATABASE ran (point *@sql:DROP DATABASE, often the delays) leaves the store listed "
-    "initialized (state=initialized, exists=False) with no database, until the next command"
-)
-#: Where today's code fails (remove a line when its cause is fixed).
+#: Kinds known to fail, with why (each becomes a strict xfail); empty since issue 12's fixes.
 KNOWN: dict[str, str] = {}
 KINDS = [SYNC, REFRESH, DROP, CREATE, ROTATE]
 

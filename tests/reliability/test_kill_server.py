@@ -20,17 +20,12 @@ from tests.reliability.kill_harness import CREATE, DROP, REFRESH, ROTATE, STORES
 
 pytestmark = pytest.mark.slow
 
-UNMARKED_ROLE = (
-    "issue 12: a kill between CREATE ROLE and COMMENT ON ROLE (point *@held:COMMENT ON ROLE) leaves the store's "
-    "role without its marker; every later sync/create refuses it ('a role named ... already exists ... and was not "
-    "made for this store by storekeeper') and drop_store leaves it: stuck until someone drops the role by hand"
-)
 INVALID_DATABASE = (
     "issue 12: a server crash during DROP DATABASE (points *@sql:DROP DATABASE, often the delays) leaves an invalid "
     "database (datconnlimit=-2) still listed initialized; the next sync fails 'cannot connect to invalid database' "
     "(initializer) or 'cannot alter invalid database' (recreate), `stores drop` fails 'cannot alter invalid database'"
 )
-#: Where today's code fails (remove a line when its cause is fixed).
+#: Kinds known to fail, with why (each becomes a strict xfail); empty since issue 12's fixes.
 KNOWN: dict[str, str] = {}
 KINDS = [SYNC, REFRESH, DROP, CREATE, ROTATE]
 
