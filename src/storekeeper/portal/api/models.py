@@ -4,8 +4,10 @@ Responses are built from the core's result dataclasses (``ServiceOut.of(info)``)
 no response model has a field that could hold a password or a token hash.
 
 The models are the API's contract, and the OpenAPI schema is built from them,
-so they state every rule the core enforces that a client can check first: name
-patterns, lengths, ranges. Timestamps go out in UTC with their zone
+so they state the rules a client can check before sending: lengths and ranges
+(checked here), and the patterns of names, hosts and initializer paths (stated
+in the schema with :func:`pattern`, checked by the core, whose 422 names the
+rule, the value and the fix). Timestamps go out in UTC with their zone
 (``2025-01-31T12:00:00Z``) whatever the platform database gave back (SQLite
 gives naive datetimes). ``tests/reliability/test_fuzz_api.py`` fuzzes the API
 from this schema and fails on any response that does not match it.
@@ -22,21 +24,30 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 from storekeeper import apps, audit, services, stores, users
 from storekeeper.backends.names import MAX_IDENTIFIER_BYTES
 from storekeeper.portal import auth, jobs
+from storekeeper.stores.initializers import MAX_INITIALIZER_PATH
 
 _WRITE_ONLY: dict[str, JsonValue] = {"writeOnly": True, "format": "password"}
 
+# The core checks these (the functions named) and answers 422 naming the rule; the schema states them too.
 #: Service names (storekeeper.backends.names.check_service_name).
 SERVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 #: App, setting and store names: they become database names (storekeeper.backends.names.check_name).
 STORE_NAME = r"^[a-z][a-z0-9_]*$"
-#: A host name or IPv4 address (letters, digits and '-' in dot-separated labels of 1 to 63), or an IPv6 address.
+#: A host name or IPv4 address (letters, digits and '-' in dot-separated labels of 1 to 63), or an IPv6 address
+#: (storekeeper.services.check_host, which also checks that an address is a valid one).
 HOST = (
     r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
     r"|^[0-9A-Fa-f]*:[0-9A-Fa-f:]*(:[0-9]{1,3}(\.[0-9]{1,3}){3})?$"
 )
-#: ``package.module.function`` or ``package.module:function``; empty for none.
+#: ``package.module.function`` or ``package.module:function``, empty for none; the package must be the app's own
+#: (storekeeper.stores.initializers.check_initializer_path).
 DOTTED_PATH = r"^([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*([.:][A-Za-z_][A-Za-z0-9_]*))?$"
 PASSWORD_MAX = 1024
+
+
+def pattern(regex: str, **extra: JsonValue) -> dict[str, JsonValue]:
+    """State ``regex`` in the field's JSON schema (``json_schema_extra``) for a rule the core checks."""
+    return {"pattern": regex, **extra}
 
 
 def _utc(moment: datetime) -> datetime:
@@ -60,8 +71,12 @@ class ServiceCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=MAX_IDENTIFIER_BYTES, pattern=SERVICE_NAME, examples=["primary_pg"])
-    host: str = Field(min_length=1, max_length=253, pattern=HOST, examples=["db.example.org"])
+    name: str = Field(
+        min_length=1, max_length=MAX_IDENTIFIER_BYTES, json_schema_extra=pattern(SERVICE_NAME), examples=["primary_pg"]
+    )
+    host: str = Field(
+        min_length=1, max_length=services.MAX_HOSTNAME + 1, json_schema_extra=pattern(HOST), examples=["db.example.org"]
+    )
     port: int = Field(services.DEFAULT_PORT, ge=1, le=65535)
     username: str = Field(min_length=1, max_length=63, examples=["postgres"])
     password: str | None = Field(None, max_length=PASSWORD_MAX, json_schema_extra=_WRITE_ONLY)
@@ -76,7 +91,7 @@ class ServiceUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    host: str | None = Field(None, min_length=1, max_length=253, pattern=HOST)
+    host: str | None = Field(None, min_length=1, max_length=services.MAX_HOSTNAME + 1, json_schema_extra=pattern(HOST))
     port: int | None = Field(None, ge=1, le=65535)
     username: str | None = Field(None, min_length=1, max_length=63)
     password: str | None = Field(None, max_length=PASSWORD_MAX, json_schema_extra=_WRITE_ONLY)
@@ -201,7 +216,9 @@ class AppList(BaseModel):
 class Assign(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    service: str = Field(min_length=1, max_length=MAX_IDENTIFIER_BYTES, pattern=SERVICE_NAME, examples=["primary_pg"])
+    service: str = Field(
+        min_length=1, max_length=MAX_IDENTIFIER_BYTES, json_schema_extra=pattern(SERVICE_NAME), examples=["primary_pg"]
+    )
 
 
 # -- stores, syncs and jobs -----------------------------------------------------------------
@@ -249,11 +266,18 @@ class StoreCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=MAX_IDENTIFIER_BYTES, pattern=STORE_NAME, examples=["scratch"])
-    connection: str = Field(min_length=1, max_length=MAX_IDENTIFIER_BYTES, pattern=STORE_NAME, examples=["primary"])
+    name: str = Field(
+        min_length=1, max_length=MAX_IDENTIFIER_BYTES, json_schema_extra=pattern(STORE_NAME), examples=["scratch"]
+    )
+    connection: str = Field(
+        min_length=1, max_length=MAX_IDENTIFIER_BYTES, json_schema_extra=pattern(STORE_NAME), examples=["primary"]
+    )
     spatial: bool = False
     initializer: str = Field(
-        "", max_length=255, pattern=DOTTED_PATH, description="Dotted path of init(engine, first_time)."
+        "",
+        max_length=MAX_INITIALIZER_PATH,
+        json_schema_extra=pattern(DOTTED_PATH),
+        description="Dotted path of init(engine, first_time) inside the app's own package.",
     )
     refresh: bool = Field(False, description="Drop and recreate it if it exists (its data is lost).")
 
@@ -286,7 +310,7 @@ class SyncRequest(BaseModel):
         None,
         min_length=1,
         max_length=MAX_IDENTIFIER_BYTES,
-        pattern=STORE_NAME,
+        json_schema_extra=pattern(STORE_NAME),
         description="Only this store (default: every static store).",
     )
     refresh: bool = Field(False, description="Drop and recreate the stores (their data is lost).")
