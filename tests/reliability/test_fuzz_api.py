@@ -11,9 +11,12 @@ operation's next pass, and a token it revokes is replaced, so later cases are
 not all 401s (the replacements are counted and printed).
 
 Each response is checked for: no 5xx, a status code the schema documents, a
-documented content type, a body matching its schema, documented headers.
+documented content type, a body matching its schema, documented headers; and a
+viewer's call to an operation only admins may make (by the rules of
+``tests/portal/test_auth.py``) must be refused with a 4xx.
 The run is deterministic (hypothesis ``derandomize``) and prints one line:
-``fuzz: N operations, N cases, N failing cases, N distinct failures, N re-signins``.
+``fuzz: N operations, N cases, N failing cases, N distinct failures, N re-signins; a viewer refused N of N
+admin-only calls``.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from storekeeper.platform import Platform
 from storekeeper.portal import auth, jobs
 from storekeeper.portal.app import create_app
 from tests.core.conftest import connect_to, drop_service_user, make_service_user
+from tests.portal.test_auth import ADMIN_READS, PUBLIC, VIEWER_MAY
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +86,11 @@ class Tally:
     #: distinct failure (operation, role, check, message head) -> the first report of it
     failures: dict[tuple[str, ...], str] = field(default_factory=dict)
     resignins: int = 0
+    #: "METHOD /path" of the operations only an admin may call
+    admin_only: set[str] = field(default_factory=set)
+    #: viewer cases on admin-only operations, and how many of them were refused (4xx)
+    viewer_tries: int = 0
+    viewer_refused: int = 0
 
     def fail(self, key: tuple[str, ...], report: str) -> None:
         self.failures.setdefault(key, report)
@@ -196,6 +205,13 @@ def _check(case: Any, world: World, tally: Tally, role: str) -> None:
             tally.fail(
                 (case.operation.label, title, _where(failure)), f"{role}/{mode}: {_describe(case, response)}\n{failure}"
             )
+    if role == "viewer" and case.operation.label in tally.admin_only:
+        tally.viewer_tries += 1
+        if 400 <= response.status_code < 500:
+            tally.viewer_refused += 1
+        else:
+            tally.failing_cases += 1
+            tally.fail((case.operation.label, "a viewer was not refused"), f"{mode}: {_describe(case, response)}")
     if case.method != "GET" and not world.still_signed_in(role):  # our token revoked, or we were disabled
         world.sign_in(role)
         tally.resignins += 1
@@ -235,13 +251,20 @@ def _fuzz(schema: Any, world: World, tally: Tally, role: str) -> None:
                 )
 
 
+def _admin_only(schema: dict[str, Any]) -> set[str]:
+    """The operations only an admin may call, by the rules tests/portal/test_auth.py states and checks."""
+    operations = {(method.upper(), path) for path, item in schema["paths"].items() for method in item}
+    changes = {(m, p) for m, p in operations if p.startswith("/api/") and m != "GET"} - PUBLIC - VIEWER_MAY
+    return {f"{m} {p}" for m, p in changes | ADMIN_READS}
+
+
 def test_fuzz_rest_api(world: World) -> None:
     started = time.monotonic()
     app = create_app(load_config())
     world.sign_in("admin")
     world.sign_in("viewer")
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    tally = Tally()
+    tally = Tally(admin_only=_admin_only(app.openapi()))
     try:
         for role in ("admin", "viewer"):
             _fuzz(schema, world, tally, role)
@@ -251,8 +274,10 @@ def test_fuzz_rest_api(world: World) -> None:
         print(f"\n--- {' | '.join(key)}\n{report[:1500]}")
     print(
         f"\nfuzz: {len(tally.operations)} operations, {tally.cases} cases, {tally.failing_cases} failing cases, "
-        f"{len(tally.failures)} distinct failures, {tally.resignins} re-signins, {time.monotonic() - started:.0f} s"
+        f"{len(tally.failures)} distinct failures, {tally.resignins} re-signins; a viewer refused "
+        f"{tally.viewer_refused} of {tally.viewer_tries} admin-only calls; {time.monotonic() - started:.0f} s"
     )
     assert len(tally.operations) >= 28
     assert tally.cases >= 28 * 2 * EXAMPLES
+    assert len(tally.admin_only) >= 14 and tally.viewer_tries >= 14 * EXAMPLES
     assert tally.failures == {}
