@@ -466,15 +466,20 @@ def test_canaries_are_found_nowhere(
     assert any(p.suffix in (".db", ".sqlite", ".sqlite3") for p in files), [str(p) for p in files]
     for path in files:
         places.add(f"file {path.relative_to(sk_home)}", path.read_bytes())
+    statements = 0
     if log is not None:
         with log.open("rb") as f:
             f.seek(log_start)
-            places.add("test server log", f.read())
+            server_log = f.read()
+        places.add("test server log", server_log)
+        statements = server_log.count(b"statement: ")
+        assert statements > 0, "log_statement = all logged nothing: the server log check would be empty"
 
     found = places.found()
     print(
         f"\ncanary: {len(places.places)} places checked ({len(commands)} CLI commands, {len(gets)} API GETs, "
-        f"{len(pages)} admin pages, {len(files)} files), {len(places.secrets)} secrets, "
+        f"{len(pages)} admin pages, {len(files)} files, {statements} logged server statements), "
+        f"{len(places.secrets)} secrets, "
         f"found in {len(found)}; {time.monotonic() - started:.0f} s"
     )
     assert found == []
