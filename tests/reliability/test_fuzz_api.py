@@ -54,6 +54,7 @@ from storekeeper.portal import auth, jobs
 from storekeeper.portal.app import create_app
 from tests.core.conftest import connect_to, drop_service_user, make_service_user
 from tests.portal.test_auth import ADMIN_READS, PUBLIC, VIEWER_MAY
+from tests.reliability.conftest import Figures
 
 pytestmark = pytest.mark.slow
 
@@ -311,4 +312,15 @@ def test_fuzz_rest_api(world: World) -> None:
     assert len(tally.operations) >= 28
     assert tally.cases >= 28 * 2 * EXAMPLES
     assert len(tally.admin_only) >= 14 and tally.viewer_tries >= 14 * EXAMPLES
-    assert tally.failures == {}
+    Figures(
+        "fuzz REST API",
+        tried=tally.cases,
+        failed=tally.failing_cases,
+        extra={
+            "operations": len(tally.operations),
+            "distinct_failures": len(tally.failures),
+            "viewer_refused": tally.viewer_refused,
+            "unreachable_502": tally.unreachable,
+        },
+        problems=[" | ".join(key) for key in tally.failures],
+    ).check()

@@ -31,6 +31,7 @@ from storekeeper import apps, stores, users
 from storekeeper.platform import Platform
 from storekeeper.portal import auth
 from tests.core.conftest import rows
+from tests.reliability.conftest import Figures
 from tests.reliability.live_portal import Portal, free_port
 
 pytestmark = pytest.mark.slow
@@ -148,7 +149,13 @@ def test_links_under_concurrent_load(sk_home: Path, links_ready: str, pg_admin_u
         f"\nlinks load: {sent} requests ({dict(sorted(statuses.items()))}) from {CLIENTS} clients in "
         f"{seconds:.1f} s, {len(errors)} errors, {sent / seconds:.0f} req/s, {len(stored)} rows for {created} 201s"
     )
-    assert errors == [], errors[:5]
     assert sent >= min(MAX_REQUESTS, 200), "too few requests to say anything"
-    assert len(stored) == created
-    assert urls == {url for c in clients for url in c.saved.values()}
+    saved = {url for c in clients for url in c.saved.values()}
+    Figures(
+        "links load",
+        tried=sent,
+        failed=len(errors),
+        lost=len(saved - urls) + len(urls - saved) + abs(len(stored) - created),
+        extra={"created": created, "rows": len(stored), "req_per_s": round(sent / seconds)},
+        problems=errors[:5],
+    ).check()

@@ -45,9 +45,9 @@ DOTTED_PATH = r"^([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*([.:][A-Za-z_
 PASSWORD_MAX = 1024
 
 
-def pattern(regex: str, **extra: JsonValue) -> dict[str, JsonValue]:
+def pattern(regex: str) -> dict[str, JsonValue]:
     """State ``regex`` in the field's JSON schema (``json_schema_extra``) for a rule the core checks."""
-    return {"pattern": regex, **extra}
+    return {"pattern": regex}
 
 
 def _utc(moment: datetime) -> datetime:
