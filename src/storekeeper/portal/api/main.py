@@ -9,6 +9,8 @@ from storekeeper.portal.api.routes import apps, audit, auth, jobs, services, sto
 
 PREFIX = "/api/v1"
 
-api_router = APIRouter(prefix=PREFIX, responses=problem_responses(400, 401, 403, 404, 409, 422, 503))
+#: What any call may answer besides its own statuses: a bad request, not signed in, not allowed, not found,
+#: a conflict, a body too large, an invalid request, the platform database unreachable.
+api_router = APIRouter(prefix=PREFIX, responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503))
 for module in (auth, services, apps, stores, jobs, audit, users):
     api_router.include_router(module.router)

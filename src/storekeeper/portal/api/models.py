@@ -2,20 +2,61 @@
 
 Responses are built from the core's result dataclasses (``ServiceOut.of(info)``);
 no response model has a field that could hold a password or a token hash.
+
+The models are the API's contract, and the OpenAPI schema is built from them,
+so they state the rules a client can check before sending: lengths and ranges
+(checked here), and the patterns of names, hosts and initializer paths (stated
+in the schema with :func:`pattern`, checked by the core, whose 422 names the
+rule, the value and the fix). Timestamps go out in UTC with their zone
+(``2025-01-31T12:00:00Z``) whatever the platform database gave back (SQLite
+gives naive datetimes). ``tests/reliability/test_fuzz_api.py`` fuzzes the API
+from this schema and fails on any response that does not match it.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from storekeeper import apps, audit, services, stores, users
+from storekeeper.backends.names import MAX_IDENTIFIER_BYTES
 from storekeeper.portal import auth, jobs
+from storekeeper.stores.initializers import MAX_INITIALIZER_PATH
 
 _WRITE_ONLY: dict[str, JsonValue] = {"writeOnly": True, "format": "password"}
+
+# The core checks these (the functions named) and answers 422 naming the rule; the schema states them too.
+#: Service names (storekeeper.backends.names.check_service_name).
+SERVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+#: App, setting and store names: they become database names (storekeeper.backends.names.check_name).
+STORE_NAME = r"^[a-z][a-z0-9_]*$"
+#: A host name or IPv4 address (letters, digits and '-' in dot-separated labels of 1 to 63), or an IPv6 address
+#: (storekeeper.services.check_host, which also checks that an address is a valid one).
+HOST = (
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+    r"|^[0-9A-Fa-f]*:[0-9A-Fa-f:]*(:[0-9]{1,3}(\.[0-9]{1,3}){3})?$"
+)
+#: ``package.module.function`` or ``package.module:function``, empty for none; the package must be the app's own
+#: (storekeeper.stores.initializers.check_initializer_path).
+DOTTED_PATH = r"^([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*([.:][A-Za-z_][A-Za-z0-9_]*))?$"
+PASSWORD_MAX = 1024
+
+
+def pattern(regex: str) -> dict[str, JsonValue]:
+    """State ``regex`` in the field's JSON schema (``json_schema_extra``) for a rule the core checks."""
+    return {"pattern": regex}
+
+
+def _utc(moment: datetime) -> datetime:
+    """Return ``moment`` in UTC; a naive one (as SQLite gives back) was stored in UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+#: A timestamp, always sent in UTC with its zone.
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class _Out(BaseModel):
@@ -30,11 +71,15 @@ class ServiceCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=63, examples=["primary_pg"])
-    host: str = Field(min_length=1, max_length=255, examples=["db.example.org"])
+    name: str = Field(
+        min_length=1, max_length=MAX_IDENTIFIER_BYTES, json_schema_extra=pattern(SERVICE_NAME), examples=["primary_pg"]
+    )
+    host: str = Field(
+        min_length=1, max_length=services.MAX_HOSTNAME + 1, json_schema_extra=pattern(HOST), examples=["db.example.org"]
+    )
     port: int = Field(services.DEFAULT_PORT, ge=1, le=65535)
     username: str = Field(min_length=1, max_length=63, examples=["postgres"])
-    password: str | None = Field(None, json_schema_extra=_WRITE_ONLY)
+    password: str | None = Field(None, max_length=PASSWORD_MAX, json_schema_extra=_WRITE_ONLY)
     maintenance_db: str = Field("postgres", min_length=1, max_length=63)
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
     connect_timeout: int = Field(10, ge=1, le=3600)
@@ -46,10 +91,10 @@ class ServiceUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    host: str | None = Field(None, min_length=1, max_length=255)
+    host: str | None = Field(None, min_length=1, max_length=services.MAX_HOSTNAME + 1, json_schema_extra=pattern(HOST))
     port: int | None = Field(None, ge=1, le=65535)
     username: str | None = Field(None, min_length=1, max_length=63)
-    password: str | None = Field(None, json_schema_extra=_WRITE_ONLY)
+    password: str | None = Field(None, max_length=PASSWORD_MAX, json_schema_extra=_WRITE_ONLY)
     maintenance_db: str | None = Field(None, min_length=1, max_length=63)
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
     connect_timeout: int | None = Field(None, ge=1, le=3600)
@@ -171,7 +216,9 @@ class AppList(BaseModel):
 class Assign(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    service: str = Field(min_length=1, max_length=63, examples=["primary_pg"])
+    service: str = Field(
+        min_length=1, max_length=MAX_IDENTIFIER_BYTES, json_schema_extra=pattern(SERVICE_NAME), examples=["primary_pg"]
+    )
 
 
 # -- stores, syncs and jobs -----------------------------------------------------------------
@@ -219,10 +266,19 @@ class StoreCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=63, examples=["scratch"])
-    connection: str = Field(min_length=1, max_length=63, examples=["primary"])
+    name: str = Field(
+        min_length=1, max_length=MAX_IDENTIFIER_BYTES, json_schema_extra=pattern(STORE_NAME), examples=["scratch"]
+    )
+    connection: str = Field(
+        min_length=1, max_length=MAX_IDENTIFIER_BYTES, json_schema_extra=pattern(STORE_NAME), examples=["primary"]
+    )
     spatial: bool = False
-    initializer: str = Field("", max_length=255, description="Dotted path of init(engine, first_time).")
+    initializer: str = Field(
+        "",
+        max_length=MAX_INITIALIZER_PATH,
+        json_schema_extra=pattern(DOTTED_PATH),
+        description="Dotted path of init(engine, first_time) inside the app's own package.",
+    )
     refresh: bool = Field(False, description="Drop and recreate it if it exists (its data is lost).")
 
 
@@ -250,7 +306,13 @@ class SyncRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    store: str | None = Field(None, max_length=63, description="Only this store (default: every static store).")
+    store: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_IDENTIFIER_BYTES,
+        json_schema_extra=pattern(STORE_NAME),
+        description="Only this store (default: every static store).",
+    )
     refresh: bool = Field(False, description="Drop and recreate the stores (their data is lost).")
     firsttime: bool = Field(False, description="Run initializers with first_time=True.")
 
@@ -268,9 +330,9 @@ class JobOut(BaseModel):
     error: str | None
     hint: str | None
     actor: str
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
 
     @classmethod
     def of(cls, info: jobs.JobInfo) -> JobOut:
@@ -281,7 +343,7 @@ class JobOut(BaseModel):
 
 
 class AuditOut(_Out):
-    at: datetime
+    at: UtcDatetime
     actor: str
     action: str
     target: str
@@ -311,7 +373,7 @@ class UserCreate(BaseModel):
         description=f"{users.USERNAME_RULE}: a lowercase ASCII letter, then up to 63 of a-z 0-9 _ . -",
         examples=["j.smith"],
     )
-    password: str = Field(min_length=users.MIN_PASSWORD_LENGTH, max_length=1024, json_schema_extra=_WRITE_ONLY)
+    password: str = Field(min_length=users.MIN_PASSWORD_LENGTH, max_length=PASSWORD_MAX, json_schema_extra=_WRITE_ONLY)
     role: Literal["admin", "viewer"] = "viewer"
 
 
@@ -323,7 +385,7 @@ class UserUpdate(BaseModel):
     role: Literal["admin", "viewer"] | None = None
     active: bool | None = None
     password: str | None = Field(
-        None, min_length=users.MIN_PASSWORD_LENGTH, max_length=1024, json_schema_extra=_WRITE_ONLY
+        None, min_length=users.MIN_PASSWORD_LENGTH, max_length=PASSWORD_MAX, json_schema_extra=_WRITE_ONLY
     )
 
 
@@ -339,7 +401,7 @@ class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: str = Field(min_length=1, max_length=150)
-    password: str = Field(min_length=1, max_length=1024, json_schema_extra=_WRITE_ONLY)
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX, json_schema_extra=_WRITE_ONLY)
     name: str = Field("api", min_length=1, max_length=100, description="What the token is for, to tell it apart later.")
 
 
@@ -350,8 +412,8 @@ class TokenOut(_Out):
     name: str
     prefix: str = Field(description="The token's first characters.")
     username: str
-    created_at: datetime
-    last_used_at: datetime | None
+    created_at: UtcDatetime
+    last_used_at: UtcDatetime | None
     revoked: bool
 
     @classmethod
@@ -405,6 +467,12 @@ class Problem(BaseModel):
     app: str | None = None
     setting: str | None = None
     service: str | None = None
+
+
+#: Statuses of calls that connect to a service's server: 502 when it refuses or does not answer.
+REACHES_SERVER = (502,)
+#: Row ids: positive and within a 64-bit integer column.
+ID_MAX = 2**63 - 1
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

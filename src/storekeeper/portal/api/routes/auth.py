@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response, status
 
 from storekeeper.portal import auth
-from storekeeper.portal.api.models import Me, TokenCreated, TokenOut, TokenRequest
+from storekeeper.portal.api.models import ID_MAX, Me, TokenCreated, TokenOut, TokenRequest, problem_responses
 from storekeeper.portal.deps import CurrentUser, PlatformDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/token", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
+@router.post(
+    "/token", status_code=status.HTTP_201_CREATED, response_model=TokenCreated, responses=problem_responses(429)
+)
 def create_token(body: TokenRequest, request: Request, platform: PlatformDep) -> TokenCreated:
     """Sign in with a username and password and get a new API token (shown once).
 
@@ -36,7 +40,7 @@ def list_tokens(user: CurrentUser, platform: PlatformDep) -> list[TokenOut]:
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: int, user: CurrentUser, platform: PlatformDep) -> Response:
+def revoke_token(token_id: Annotated[int, Path(ge=1, le=ID_MAX)], user: CurrentUser, platform: PlatformDep) -> Response:
     """Revoke an API token (idempotent). Anyone may revoke their own tokens; an admin, anyone's."""
     auth.revoke_token(platform, token_id, owner=None if user.is_admin else user.username)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Query, Response, status
 
 from storekeeper import services
-from storekeeper.portal.api.models import ServiceCreate, ServiceOut, ServiceRemoved, ServiceTestOut, ServiceUpdate
+from storekeeper.portal.api.models import (
+    REACHES_SERVER,
+    ServiceCreate,
+    ServiceOut,
+    ServiceRemoved,
+    ServiceTestOut,
+    ServiceUpdate,
+    problem_responses,
+)
 from storekeeper.portal.deps import AdminDep, CurrentUser, PlatformDep
 
 router = APIRouter(prefix="/services", tags=["services"])
@@ -21,7 +31,7 @@ def list_services(platform: PlatformDep, _: CurrentUser) -> list[ServiceOut]:
 def create_service(body: ServiceCreate, response: Response, platform: PlatformDep, _: AdminDep) -> ServiceOut:
     """Register a PostgreSQL server as a persistent store service."""
     info = services.create_service(platform, **body.model_dump())
-    response.headers["Location"] = f"/api/v1/services/{info.name}"
+    response.headers["Location"] = f"/api/v1/services/{quote(info.name, safe='')}"
     return ServiceOut.of(info)
 
 
@@ -48,13 +58,13 @@ def remove_service(
     return ServiceRemoved(service=name, unassigned=services.remove_service(platform, name, force=force))
 
 
-@router.post("/{name}/test", response_model=ServiceTestOut)
+@router.post("/{name}/test", response_model=ServiceTestOut, responses=problem_responses(*REACHES_SERVER))
 def test_service(name: str, platform: PlatformDep, _: CurrentUser) -> ServiceTestOut:
     """Connect to a service: version, privileges, PostGIS, connection headroom."""
     return ServiceTestOut.model_validate(services.test_service(platform, name))
 
 
-@router.post("/{name}/rotate-password", response_model=ServiceOut)
+@router.post("/{name}/rotate-password", response_model=ServiceOut, responses=problem_responses(*REACHES_SERVER))
 def rotate_password(name: str, platform: PlatformDep, _: AdminDep) -> ServiceOut:
     """Give the service's user a new random password (never returned); running apps follow it."""
     from storekeeper import localdb

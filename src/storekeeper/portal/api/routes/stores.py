@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Response, status
 
 from storekeeper import stores
-from storekeeper.portal.api.models import RotationOut, StoreCreate, StoreOut, SyncResultOut
+from storekeeper.portal.api.models import (
+    REACHES_SERVER,
+    RotationOut,
+    StoreCreate,
+    StoreOut,
+    SyncResultOut,
+    problem_responses,
+)
 from storekeeper.portal.deps import AdminDep, CurrentUser, PlatformDep
 
 router = APIRouter(prefix="/apps/{app}/stores", tags=["stores"])
@@ -17,7 +26,9 @@ def list_stores(app: str, platform: PlatformDep, _: CurrentUser) -> list[StoreOu
     return [StoreOut.model_validate(s) for s in stores.list_stores(platform, app)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SyncResultOut)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=SyncResultOut, responses=problem_responses(*REACHES_SERVER)
+)
 def create_store(app: str, body: StoreCreate, response: Response, platform: PlatformDep, _: AdminDep) -> SyncResultOut:
     """Create a dynamic store through a connection setting and initialize it (idempotent).
 
@@ -34,17 +45,17 @@ def create_store(app: str, body: StoreCreate, response: Response, platform: Plat
         initializer=body.initializer,
         refresh=body.refresh,
     )
-    response.headers["Location"] = f"/api/v1/apps/{app}/stores/{body.name}"
+    response.headers["Location"] = f"/api/v1/apps/{quote(app, safe='')}/stores/{quote(body.name, safe='')}"
     return SyncResultOut.of(result)
 
 
-@router.post("/rotate-credentials", response_model=list[RotationOut])
+@router.post("/rotate-credentials", response_model=list[RotationOut], responses=problem_responses(*REACHES_SERVER))
 def rotate_credentials(app: str, platform: PlatformDep, _: AdminDep, database: str | None = None) -> list[RotationOut]:
     """Give the app's store roles (or one store's, ``?database=NAME``) new passwords; no request fails meanwhile."""
     return [RotationOut.model_validate(r) for r in stores.rotate_credentials(platform, app, database=database)]
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(*REACHES_SERVER))
 def drop_store(app: str, name: str, platform: PlatformDep, _: AdminDep) -> Response:
     """Drop a store's database and its data (idempotent); a dynamic store is forgotten too."""
     stores.drop_store(platform, app, name)

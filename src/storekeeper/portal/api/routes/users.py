@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Response, status
 
 from storekeeper import users
@@ -21,7 +23,7 @@ def list_users(platform: PlatformDep, _: AdminDep) -> list[UserOut]:
 def create_user(body: UserCreate, response: Response, platform: PlatformDep, _: AdminDep) -> UserOut:
     """Create a user (a viewer unless role is admin)."""
     info = users.create_user(platform, body.username, body.password, role=body.role)
-    response.headers["Location"] = f"/api/v1/users/{info.username}"
+    response.headers["Location"] = f"/api/v1/users/{quote(info.username, safe='')}"
     return UserOut.of(info)
 
 
