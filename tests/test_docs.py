@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.test_hints import command_lines, problems
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,6 +23,46 @@ def _generator() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+#: Where a shell command starts: a line's start, or after ``&&``, ``;``, ``|`` or ``$(``.
+COMMAND_START = re.compile(r"(?:^|&&|;|\||\$\()\s*(?:\S*/bin/)?(storekeeper\s.*)")
+SHELL_FENCES = ("```bash", "```sh", "```console", "```shell")
+
+
+def written_command_lines(text: str) -> list[str]:
+    """Return the ``storekeeper ...`` command lines of a Markdown page: in its shell blocks and code spans."""
+    spans: list[str] = []
+    fence: str | None = None
+    for line in text.split("\n"):
+        if line.lstrip().startswith("```"):
+            fence = None if fence is not None else line.strip()
+            continue
+        if fence is None:
+            spans += re.findall(r"`(storekeeper [^`]+)`", line)
+        elif fence in SHELL_FENCES:
+            spans += [m.group(1) for m in COMMAND_START.finditer(line.split(" #", 1)[0])]
+    return [found for span in spans for found in command_lines(span)]
+
+
+def written_pages() -> list[Path]:
+    """Return the pages people write: the README and the docs site less its generated reference."""
+    docs = sorted(p for p in (ROOT / "docs").rglob("*.md") if "reference" not in p.relative_to(ROOT / "docs").parts)
+    return [ROOT / "README.md", *docs]
+
+
+@pytest.mark.parametrize("page", written_pages(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_command_a_page_shows_is_a_real_command_with_real_flags(page: Path) -> None:
+    lines = written_command_lines(page.read_text(encoding="utf-8"))
+    bad = {line: problems(line) for line in lines if problems(line)}
+    assert bad == {}, "\n".join(f"{line!r}: {'; '.join(p)}" for line, p in bad.items())
+
+
+def test_the_page_scan_finds_commands_and_skips_code_that_is_not_shell() -> None:
+    page = "```bash\ngit clone x storekeeper && cd storekeeper\n.venv/bin/storekeeper syncstores links  # sync\n```\n"
+    page += "```python\nfrom storekeeper import AppBase\n```\nRun `storekeeper stores list APP` then.\n"
+    assert written_command_lines(page) == ["storekeeper syncstores links", "storekeeper stores list APP"]
+    assert problems("storekeeper stores list --nope")
 
 
 @pytest.fixture(scope="module")
