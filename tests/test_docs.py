@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -117,3 +118,29 @@ def test_docs_site_builds_strict_with_no_warning(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr + done.stdout
     assert "WARNING" not in done.stderr
     assert (tmp_path / "site" / "reference" / "cli" / "index.html").exists()
+
+
+@pytest.mark.parametrize("built", [True, False], ids=["site built", "no site"])
+def test_portal_docs_page_links_to_the_sites_rest_pages_when_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built: bool
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Starlette prefers the httpx2 fork for its TestClient; httpx works the same
+        from fastapi.testclient import TestClient
+
+    from storekeeper.config import load_config
+    from storekeeper.portal import docs
+    from storekeeper.portal.app import create_app
+
+    site = tmp_path / "site"
+    if built:
+        (site / "reference" / "rest").mkdir(parents=True)
+        (site / "reference" / "rest" / "index.html").write_text("<h1>REST API reference</h1>", encoding="utf-8")
+    monkeypatch.setattr(docs, "SITE_DIR", site)
+    monkeypatch.setenv("STOREKEEPER_HOME", str(tmp_path / "home"))
+    client = TestClient(create_app(load_config()))  # no lifespan: the page needs no database
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert ('href="/docs/site/reference/rest/"' in page.text) is built
+    if built:
+        assert "REST API reference" in client.get("/docs/site/reference/rest/").text
