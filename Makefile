@@ -36,7 +36,7 @@ test: $(TEST_VENV)/.installed
 # broken link or a page missing from the nav fails).
 docs: $(TEST_VENV)/.installed
 	$(TEST_BIN)/python scripts/gen_docs.py
-	$(TEST_BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(TEST_BIN)/mkdocs build --strict --site-dir site
 
 # bench/links_load.py also needs wrk (Debian: apt-get install wrk) and the bench extra.
 bench: $(TEST_VENV)/.installed
