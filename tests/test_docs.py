@@ -144,3 +144,18 @@ def test_portal_docs_page_links_to_the_sites_rest_pages_when_built(
     assert ('href="/docs/site/reference/rest/"' in page.text) is built
     if built:
         assert "REST API reference" in client.get("/docs/site/reference/rest/").text
+
+
+def test_readme_links_point_at_files_that_exist() -> None:
+    """The README is read on its own (not built by MkDocs), so its links are checked here."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = [t.split("#", 1)[0] for t in re.findall(r"\]\(([^)\s]+)\)", readme) if "://" not in t]
+    assert "docs/reference/cli.md" in targets and "SECURITY.md" in targets and "CHANGELOG.md" in targets
+    assert [t for t in targets if t and not (ROOT / t).exists()] == []
+
+
+def test_readme_stays_short_and_starts_with_the_two_commands() -> None:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 220, "the README is a start; longer text belongs in docs/"
+    assert lines[2:6] == ["```bash", lines[3], lines[4], "```"] and lines[3].startswith("make run ")
+    assert lines[4].startswith("make test ")
