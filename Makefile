@@ -10,7 +10,7 @@ TEST_BIN := $(TEST_VENV)/bin
 EXAMPLES := examples/links examples/stream_gages
 EXAMPLE_PROJECTS := $(addsuffix /pyproject.toml,$(EXAMPLES))
 
-.PHONY: run test bench clean
+.PHONY: run test docs bench clean
 
 $(VENV)/.installed: pyproject.toml $(EXAMPLE_PROJECTS)
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ run: $(VENV)/.installed
 test: $(TEST_VENV)/.installed
 	$(TEST_BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The documentation site, into site/: regenerate the reference pages from the code, then build (strict: a
+# broken link or a page missing from the nav fails).
+docs: $(TEST_VENV)/.installed
+	$(TEST_BIN)/python scripts/gen_docs.py
+	NO_MKDOCS_2_WARNING=1 $(TEST_BIN)/mkdocs build --strict --site-dir site
+
 # bench/links_load.py also needs wrk (Debian: apt-get install wrk) and the bench extra.
 bench: $(TEST_VENV)/.installed
 	$(TEST_BIN)/python -m pip install -q -e '.[bench]'
@@ -40,4 +46,4 @@ bench: $(TEST_VENV)/.installed
 	$(TEST_BIN)/python bench/links_load.py --json-out bench/results/links.json
 
 clean:
-	rm -rf $(VENV) $(TEST_VENV) .pytest_cache
+	rm -rf $(VENV) $(TEST_VENV) .pytest_cache site

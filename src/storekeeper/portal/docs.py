@@ -2,18 +2,27 @@
 
 FastAPI's own page loads Swagger UI from a CDN, which a portal with no
 internet access cannot reach; this page needs nothing but the portal. The
-machine-readable schema stays at ``/openapi.json``.
+machine-readable schema stays at ``/openapi.json``. When the documentation
+site has been built (``make docs``, into ``site/`` of a source checkout), the
+portal serves it at ``/docs/site/`` and this page links to its REST pages.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, select_autoescape
 
 METHODS = ("get", "post", "put", "patch", "delete")
+#: Where ``make docs`` builds the documentation site in a source checkout (an installed wheel has none).
+SITE_DIR = Path(__file__).resolve().parents[3] / "site"
+#: Where the portal serves that site, when it is built.
+SITE_PATH = "/docs/site"
+SITE_REST_PAGE = "reference/rest/index.html"
 
 _TEMPLATE = """<!doctype html>
 <html lang="en">
@@ -48,7 +57,8 @@ pre { background:#0f172a; color:#e2e8f0; padding:.75rem 1rem; border-radius:6px;
 <body>
 <header>
   <h1>{{ info.title }} API <small>v{{ info.version }}</small></h1>
-  <p>{{ info.description }} Machine-readable schema: <a style="color:#93c5fd" href="{{ openapi_url }}">{{ openapi_url }}</a></p>
+  <p>{{ info.description }} Machine-readable schema: <a style="color:#93c5fd" href="{{ openapi_url }}">{{ openapi_url }}</a>{% if site_rest %}
+  · Guides and this reference with examples: <a style="color:#93c5fd" href="{{ site_rest }}">the documentation site</a>{% endif %}</p>
 </header>
 <div class="wrap">
 <nav aria-label="Contents">
@@ -205,11 +215,18 @@ def _context(spec: dict[str, Any]) -> dict[str, Any]:
     return {"info": spec.get("info", {}), "tags": tags, "schemas": schemas}
 
 
-def install_docs(app: FastAPI, path: str = "/docs") -> None:
-    """Serve the offline API docs page at ``path``."""
+def install_docs(app: FastAPI, path: str = "/docs", site_dir: Path | None = None) -> None:
+    """Serve the offline API docs page at ``path``, and the documentation site when it is built."""
+    site = site_dir or SITE_DIR
+    site_rest = None
+    if (site / SITE_REST_PAGE).is_file():
+        app.mount(SITE_PATH, StaticFiles(directory=site, html=True), name="docs-site")
+        site_rest = f"{SITE_PATH}/{SITE_REST_PAGE.removesuffix('index.html')}"
 
     @app.get(path, include_in_schema=False, response_class=HTMLResponse)
     def docs(request: Request) -> HTMLResponse:
         base = str(request.base_url).rstrip("/")
-        html = _page.render(**_context(app.openapi()), base=base, openapi_url=app.openapi_url or "/openapi.json")
+        html = _page.render(
+            **_context(app.openapi()), base=base, openapi_url=app.openapi_url or "/openapi.json", site_rest=site_rest
+        )
         return HTMLResponse(html)
