@@ -51,7 +51,7 @@ def test_every_api_endpoint_but_sign_in_needs_a_token(anon, portal_app):
         response = anon.request(method, _url(path), json={})
         doc = problem(response, 401, "POST /api/v1/auth/token")
         assert response.headers["www-authenticate"].startswith("Bearer"), (method, path)
-        assert doc["title"]
+        assert doc["title"] == "Not signed in"
 
 
 def test_an_unknown_token_is_a_401(anon):
