@@ -134,7 +134,7 @@ def list_apps(platform: Platform) -> tuple[list[AppInfo], list[discovery.AppProb
 
 def get_app(platform: Platform, package: str) -> AppInfo:
     """Return one app with its settings, each store's readiness as its server sees it."""
-    discovery.discover(platform)
+    discovery.discover(platform, [package])  # imports this app only
     seen = _server_view(platform, package)  # an unknown app raises here, naming the fix
     with platform.session() as session:
         return _app_info(_load_app(session, package), seen)
@@ -147,7 +147,7 @@ def list_settings(platform: Platform, package: str) -> list[SettingInfo]:
 
 def assign_service(platform: Platform, package: str, setting: str, service: str) -> SettingInfo:
     """Plug a service into an app's setting."""
-    discovery.discover(platform)
+    discovery.discover(platform, [package])  # imports this app only
     with platform.session() as session:
         app = _load_app(session, package)
         check_name(setting, what="setting")
@@ -179,7 +179,7 @@ def assign_service(platform: Platform, package: str, setting: str, service: str)
 
 def reset_setting(platform: Platform, package: str, setting: str) -> SettingInfo:
     """Unplug the service from an app's setting (its store, if any, is left on the server)."""
-    discovery.discover(platform)
+    discovery.discover(platform, [package])  # imports this app only
     with platform.session() as session:
         app = _load_app(session, package)
         check_name(setting, what="setting")
@@ -210,7 +210,7 @@ def remove_app(platform: Platform, package: str, *, drop_stores: bool = False) -
 
     Returns the names of the settings removed.
     """
-    discovery.discover(platform)
+    discovery.discover(platform, [package])  # imports this app only
     with platform.session() as session:
         app = _load_app(session, package)
         whole = not app.installed

@@ -23,6 +23,10 @@ class AppDeclaration:
     #: The app's identity: CLI arguments, records, URLs and database names.
     package: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    #: The app's endpoints, served by the portal at ``/apps/<package>/``: preferably a string
+    #: ``"package.module:attribute"``, imported by the portal only (so commands never import the
+    #: app's routes, FastAPI or pydantic), or the object itself: a FastAPI ``APIRouter`` or an ASGI app.
+    router: ClassVar[object] = None
 
     def persistent_store_settings(
         self,

@@ -9,7 +9,7 @@ until ``storekeeper apps remove APP``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
@@ -39,6 +39,9 @@ class AppProblem:
 
 _lock = threading.Lock()
 _installed: tuple[dict[str, AppClass], list[AppProblem]] | None = None
+#: Entry points loaded so far, by name (all of them once :func:`installed_apps` ran).
+_loaded: dict[str, AppClass] = {}
+_failed: dict[str, AppProblem] = {}
 _registered: set[tuple[str, str]] = set()
 
 
@@ -74,20 +77,66 @@ def _load(ep: EntryPoint) -> AppClass:
     return obj
 
 
+def _entry_points() -> dict[str, EntryPoint]:
+    """Return the app entry points by name, loading none of them (the last of a duplicate name wins)."""
+    return {ep.name: ep for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)}
+
+
+def installed_names() -> list[str]:
+    """Return the packages of the installed apps, without importing any app."""
+    return sorted(_entry_points())
+
+
+def _load_one(name: str, ep: EntryPoint) -> None:
+    """Load one entry point into the cache (caller holds the lock)."""
+    try:
+        _loaded[name] = _load(ep)
+        _failed.pop(name, None)
+    except StorekeeperError as err:
+        _failed[name] = AppProblem(name, str(err))
+        _loaded.pop(name, None)
+
+
 def installed_apps(*, reload: bool = False) -> tuple[dict[str, AppClass], list[AppProblem]]:
-    """Return the installed app classes by package, and the entry points that failed to load."""
+    """Return the installed app classes by package, and the entry points that failed to load.
+
+    This imports every installed app; a command that names its apps uses :func:`load_apps`,
+    which imports only those.
+    """
     global _installed
     with _lock:
         if _installed is None or reload:
-            apps: dict[str, AppClass] = {}
-            problems: list[AppProblem] = []
-            for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-                try:
-                    apps[ep.name] = _load(ep)
-                except StorekeeperError as err:
-                    problems.append(AppProblem(ep.name, str(err)))
+            if reload:
+                _loaded.clear()
+                _failed.clear()
+            for name, ep in _entry_points().items():
+                if name not in _loaded and name not in _failed:
+                    _load_one(name, ep)
+            apps = {name: _loaded[name] for name in sorted(_loaded)}
+            problems = [_failed[name] for name in sorted(_failed)]
             _installed = (apps, problems)
         return _installed
+
+
+def load_apps(packages: Iterable[str]) -> tuple[dict[str, AppClass], list[AppProblem]]:
+    """Return the named installed apps and the named entry points that failed to load; import no other app.
+
+    A package that is not installed is in neither part.
+    """
+    wanted = list(dict.fromkeys(packages))
+    with _lock:
+        if _installed is not None:
+            apps, problems = _installed
+        else:
+            points = _entry_points()
+            for name in wanted:
+                if name in points and name not in _loaded and name not in _failed:
+                    _load_one(name, points[name])
+            apps, problems = _loaded, list(_failed.values())
+        return (
+            {name: apps[name] for name in wanted if name in apps},
+            [p for p in problems if p.entry_point in wanted],
+        )
 
 
 def declared_settings(
@@ -126,8 +175,8 @@ def declared_settings(
 
 
 def app_class(package: str) -> AppClass | None:
-    """Return the installed app class for a package, or None."""
-    return installed_apps()[0].get(package)
+    """Return the installed app class for a package, or None (imports that app only)."""
+    return load_apps([package])[0].get(package)
 
 
 def register(session: Session, app_cls: AppClass) -> App:
@@ -190,16 +239,24 @@ def _in_session_retrying(platform: Platform, work: Callable[[Session], object]) 
     retry(attempt, on=IntegrityError, attempts=3)
 
 
-def discover(platform: Platform) -> list[AppProblem]:
-    """Register every installed app and mark the apps that are gone as orphaned."""
-    apps, problems = installed_apps()
+def discover(platform: Platform, packages: Sequence[str] | None = None) -> list[AppProblem]:
+    """Register the installed apps and mark the apps that are gone as orphaned.
+
+    With ``packages``, only those apps are imported and registered (a command that names
+    its apps); apps that are gone are still marked, by their entry points' names.
+    """
+    if packages is None:
+        apps, problems = installed_apps()
+        names = set(apps) | {p.entry_point for p in problems}
+    else:
+        apps, problems = load_apps(packages)
+        names = set(installed_names())
 
     def work(session: Session) -> None:
         for app_cls in apps.values():
             register(session, app_cls)
-        broken = {p.entry_point for p in problems}
         for row in session.scalars(select(App).where(App.installed.is_(True))):
-            if row.package not in apps and row.package not in broken:
+            if row.package not in apps and row.package not in names:
                 row.installed = False
                 audit.record(session, "app.orphan", row.package, detail="no longer installed")
 
@@ -214,4 +271,6 @@ def forget() -> None:
     global _installed
     with _lock:
         _installed = None
+        _loaded.clear()
+        _failed.clear()
         _registered.clear()

@@ -51,7 +51,7 @@ def test_every_api_endpoint_but_sign_in_needs_a_token(anon, portal_app):
         response = anon.request(method, _url(path), json={})
         doc = problem(response, 401, "POST /api/v1/auth/token")
         assert response.headers["www-authenticate"].startswith("Bearer"), (method, path)
-        assert doc["title"]
+        assert doc["title"] == "Not signed in"
 
 
 def test_an_unknown_token_is_a_401(anon):
@@ -96,6 +96,31 @@ def test_sign_in_returns_a_token_once_that_works(anon, platform):
     assert "token" not in listed[0]
     assert listed[0]["last_used_at"] is not None
     assert token not in anon.get("/api/v1/auth/tokens", headers={"Authorization": f"Bearer {token}"}).text
+
+
+def test_a_token_without_a_name_is_named_after_its_client(anon, platform):
+    users.upsert_user(platform, "carol", "carol-password", role="viewer")
+    creds = {"username": "carol", "password": "carol-password"}
+    names = []
+    for agent in ("curl/8.5.0", "python-httpx/0.27.0", "", "  /weird"):
+        response = anon.post("/api/v1/auth/token", json=creds, headers={"User-Agent": agent})
+        assert response.status_code == 201, response.text
+        names.append(response.json()["name"])
+    assert names == ["curl", "python-httpx", "api", "api"]
+    named = anon.post("/api/v1/auth/token", json={**creds, "name": "deploy script"}, headers={"User-Agent": "curl/8"})
+    assert named.json()["name"] == "deploy script"
+    token = named.json()["token"]
+    listed = anon.get("/api/v1/auth/tokens", headers={"Authorization": f"Bearer {token}"}).json()
+    assert [t["name"] for t in listed] == ["deploy script", "api", "api", "python-httpx", "curl"]
+    problem(anon.post("/api/v1/auth/token", json={**creds, "name": ""}), 422)
+    problem(anon.post("/api/v1/auth/token", json={**creds, "name": "x" * 101}), 422)
+
+
+def test_default_token_names() -> None:
+    assert auth.default_token_name("curl/8.5.0") == "curl"
+    assert auth.default_token_name("Mozilla/5.0 (X11; Linux x86_64)") == "Mozilla"
+    assert auth.default_token_name(None) == auth.default_token_name("") == "api"
+    assert auth.default_token_name("x" * 500) == "x" * 60
 
 
 def test_tokens_are_stored_as_sha256_hashes_only(platform):

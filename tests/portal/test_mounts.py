@@ -49,6 +49,22 @@ class AsgiApp(RouterApp):
     router = plain_asgi
 
 
+class StringRouterApp(RouterApp):
+    """The same app naming its router as a string, imported by the portal only."""
+
+    router = "tests.portal.test_mounts:router"
+
+
+class MissingRouterApp(RouterApp):
+    """An app whose router string names a module that does not exist."""
+
+    router = "no_such_module.routes:router"
+
+
+class MalformedRouterApp(RouterApp):
+    router = "tests.portal.test_mounts.router"  # no ":attribute"
+
+
 @pytest.fixture
 def installed(platform, service, monkeypatch):  # type: ignore[no-untyped-def]
     """Install one of the classes above as my_first_app; return a function building the portal."""
@@ -98,3 +114,17 @@ def test_a_plain_asgi_app_is_mounted_and_gated_too(installed, platform, service)
 
 def test_apps_without_a_router_mount_nothing(anon):
     problem(anon.get(f"/apps/{APP}/hello"), 404)
+
+
+def test_a_router_named_by_a_string_is_imported_and_mounted_by_the_portal(installed):
+    with installed(StringRouterApp) as client:
+        problem(client.get(f"/apps/{APP}/hello"), 503, "example_db", f"syncstores {APP}")
+        assert f"/apps/{APP}/hello" in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize("app_cls", [MissingRouterApp, MalformedRouterApp])
+def test_a_router_string_that_does_not_import_leaves_that_app_unmounted(installed, app_cls, caplog):
+    with caplog.at_level("WARNING", logger="storekeeper.portal"), installed(app_cls) as client:
+        problem(client.get(f"/apps/{APP}/hello"), 404)
+        assert client.get("/healthz").status_code == 200
+    assert any("not mounted" in r.getMessage() and APP in r.getMessage() for r in caplog.records)

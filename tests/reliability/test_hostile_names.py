@@ -104,6 +104,7 @@ def hostile_home(
     wipe(pg_admin_url)
     register_service(platform, "local", pg_admin_url)
     apps.assign_service(platform, APP, "primary", "local")
+    apps.list_apps(platform)  # record every installed app now: the attempts must record nothing new
     extra = tmp_path / "hostile-apps"
     extra.mkdir()
     monkeypatch.syspath_prepend(str(extra))

@@ -14,13 +14,14 @@ Settings (assign a service to each, then ``storekeeper syncstores stream_gages``
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar
-
-from fastapi import APIRouter
 
 from storekeeper import AppBase
 from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting
-from stream_gages.routes import PRIMARY_DB, SCENARIOS, build_router
+
+#: The app's main store (database ``stream_gages_stream_gages_db``).
+PRIMARY_DB = "stream_gages_db"
+#: The connection setting scenario stores are created through.
+SCENARIOS = "scenarios"
 
 
 class App(AppBase):
@@ -29,8 +30,8 @@ class App(AppBase):
     name = "Stream Gages"
     package = "stream_gages"
     description = "Stream gages in a spatial store: GeoJSON API, offline map, scenario stores created at run time."
-    #: Served by the portal at /apps/stream_gages/ (set below, once the class exists).
-    router: ClassVar[APIRouter]
+    #: Served by the portal at /apps/stream_gages/; imported by the portal only.
+    router = "stream_gages.routes:router"
 
     def persistent_store_settings(
         self,
@@ -49,6 +50,3 @@ class App(AppBase):
                 required=False,
             ),
         )
-
-
-App.router = build_router(App)

@@ -17,8 +17,10 @@ Errors are the portal's problem documents (``application/problem+json``):
 bodies not sent as JSON 415, invalid bodies 422, bad scenario names 400, no token 401, viewers creating or
 dropping scenarios 403, unknown gages or scenarios 404, existing scenarios 409.
 
-The routes are built by :func:`build_router` for an app class, so this module
-does not import :mod:`stream_gages.app` (which imports it).
+The routes are built by :func:`build_router` for an app class; ``router`` is
+the one the portal serves (``App.router = "stream_gages.routes:router"``). Only
+the portal imports this module, so commands that load the app never import
+FastAPI, pydantic or Jinja.
 """
 
 from __future__ import annotations
@@ -37,16 +39,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storekeeper.errors import StorekeeperError
 from storekeeper.portal.deps import AdminDep, CurrentUser
+from stream_gages.app import PRIMARY_DB, SCENARIOS, App
 from stream_gages.mapview import GagePoint, build_map
 from stream_gages.model import StreamGage
 
 if TYPE_CHECKING:
     from storekeeper import AppBase
 
-#: The app's main store (database ``stream_gages_stream_gages_db``).
-PRIMARY_DB = "stream_gages_db"
-#: The connection setting scenario stores are created through.
-SCENARIOS = "scenarios"
 #: Scenario "wet_year" lives in store "scenario_wet_year" (database ``stream_gages_scenario_wet_year``).
 SCENARIO_PREFIX = "scenario_"
 SCENARIO_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
@@ -282,3 +281,7 @@ def build_router(app: type[AppBase]) -> APIRouter:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return router
+
+
+#: The endpoints the portal serves at /apps/stream_gages/.
+router = build_router(App)

@@ -17,7 +17,9 @@ def audit_command(
     target: Annotated[
         str | None, typer.Option("--target", help="Only targets starting with this, e.g. my_first_app/.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="Newest events to show.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", min=1, max=10000, help="Newest events to show.")
+    ] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the audit log: who did what to which service, app or store, when, and the outcome."""

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup
 
 from storekeeper.cli import render
 from storekeeper.errors import ConfirmationRequired, InputError, StorekeeperError
-from storekeeper.platform import Platform, load_platform
+
+if TYPE_CHECKING:
+    from storekeeper.platform import Platform
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -21,7 +23,9 @@ _state: dict[str, Any] = {"debug": False}
 
 
 def platform() -> Platform:
-    """Return the platform for the current home."""
+    """Return the platform for the current home (SQLAlchemy is imported here, not by ``--help``)."""
+    from storekeeper.platform import load_platform
+
     return load_platform()
 
 
@@ -66,6 +70,54 @@ def read_secret(
 _FLOW = (typer.Exit, typer.Abort)
 
 
+def label_params(command: Any, ctx: Any) -> None:
+    """Give ``command``'s parameters help labels a user reads: none on a flag, a metavar elsewhere.
+
+    Typer labels every option with its Python type (``<bool>``, ``<str>``, ``<list[str]>``),
+    so a flag looks as if it took a value. Here a flag (``--help`` too) gets no label, an
+    option without a metavar gets its name in capitals (``--database DATABASE``), and an
+    argument is shown by its metavar or name in capitals (``APP...``) with no type beside it.
+    Idempotent.
+    """
+    if getattr(command, "_storekeeper_labelled", False):
+        return
+    params = list(getattr(command, "params", ()))
+    help_option = command.get_help_option(ctx) if hasattr(command, "get_help_option") else None
+    if help_option is not None:
+        params.append(help_option)
+    for param in params:
+        kind = getattr(param, "param_type_name", None)
+        if kind == "option":
+            if getattr(param, "is_flag", False) or getattr(param, "count", False):
+                param.metavar = ""
+            elif param.metavar is None:
+                desc = getattr(param, "type_descriptor", None)
+                if desc is not None and desc.is_choice:  # keep the choices: [smart|fast|immediate]
+                    param.metavar = "[" + param.display_type(ctx).strip("<>") + "]"
+                else:
+                    param.metavar = (param.name or "value").upper()
+        elif kind == "argument" and isinstance(param, TyperArgument):
+            label = param.metavar or (param.name or "value").upper()
+            param.__class__ = _LabelledArgument
+            assert isinstance(param, _LabelledArgument)
+            param.label = label
+            param.metavar = None  # so Typer adds "..." to a variadic argument's label
+    command._storekeeper_labelled = True
+
+
+class _LabelledArgument(TyperArgument):
+    """An argument shown by its label (``APP``), with no ``<list[str]>`` type beside it."""
+
+    label: str = ""
+
+    @property
+    def display_name_raw(self) -> str:
+        return self.label or self.name or ""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
 class Group(TyperGroup):
     """Click group that turns every failure into one ``Error:`` line plus a ``Fix:`` line, never a traceback.
 
@@ -74,6 +126,16 @@ class Group(TyperGroup):
       click's message and the command's ``--help``, exit code 2, as click exits;
     * anything unexpected: its type and message, exit code 1 (``--debug`` shows the traceback).
     """
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            label_params(command, ctx)
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        label_params(self, ctx)
+        super().format_help(ctx, formatter)
 
     def invoke(self, ctx: Any) -> Any:
         try:

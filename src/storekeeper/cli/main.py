@@ -282,7 +282,7 @@ def db_info(as_json: JsonOpt = False) -> None:
 @cli.command("syncstores")
 def syncstores(
     apps: Annotated[
-        list[str] | None, typer.Argument(help="App packages to sync ('all' for every installed app).")
+        list[str] | None, typer.Argument(metavar="APP", help="App packages to sync ('all' for every installed app).")
     ] = None,
     all_apps: Annotated[bool, typer.Option("--all", "-a", help="Sync every installed app.")] = False,
     refresh: Annotated[
@@ -291,10 +291,15 @@ def syncstores(
     firsttime: Annotated[
         bool, typer.Option("--firsttime", "-f", help="Run initializers with first_time=True.")
     ] = False,
-    database: Annotated[str | None, typer.Option("--database", "-d", help="Sync only this store.")] = None,
+    database: Annotated[
+        str | None, typer.Option("--database", "-d", metavar="STORE", help="Sync only this store.")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be done and change nothing.")] = False,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=1, max=32, help="Stores to work on at once (1: one after another).")
+        int,
+        typer.Option(
+            "--jobs", "-j", metavar="N", min=1, max=32, help="Stores to work on at once (1: one after another)."
+        ),
     ] = 4,
     as_json: JsonOpt = False,
     yes: YesOpt = False,

@@ -19,7 +19,9 @@ HostOpt = Annotated[
 PortOpt = Annotated[
     int | None, typer.Option("--port", help="Port to listen on \\[default: portal.port, 8000].", min=1, max=65535)
 ]
-WorkersOpt = Annotated[int, typer.Option("--workers", "-w", help="Worker processes (each builds its own app).", min=1)]
+WorkersOpt = Annotated[
+    int, typer.Option("--workers", "-w", metavar="N", help="Worker processes (each builds its own app).", min=1)
+]
 LogLevelOpt = Annotated[str, typer.Option("--log-level", help="uvicorn log level.")]
 
 

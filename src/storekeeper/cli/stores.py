@@ -117,7 +117,7 @@ def drop(
 @stores_cli.command("rotate-credentials")
 def rotate_credentials(
     app: Annotated[str, typer.Argument(help="App package.")],
-    database: Annotated[str | None, typer.Option("--database", "-d", help="Only this store.")] = None,
+    database: Annotated[str | None, typer.Option("--database", "-d", metavar="STORE", help="Only this store.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Give an app's store roles new passwords; running apps pick them up with no failed request."""

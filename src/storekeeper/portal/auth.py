@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,21 @@ def hash_token(token: str) -> str:
 
 def _token_info(row: ApiToken, username: str) -> TokenInfo:
     return TokenInfo(row.id, row.name, row.prefix, username, row.created_at, row.last_used_at, row.revoked)
+
+
+#: The name of a token whose client sent no name and no usable User-Agent.
+DEFAULT_TOKEN_NAME = "api"
+_PRODUCT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,59}")
+
+
+def default_token_name(user_agent: str | None) -> str:
+    """Name a token after the client that asked for it: the User-Agent's first product.
+
+    ``curl/8.5.0`` gives ``curl``, ``python-httpx/0.27`` gives ``python-httpx``; no or an
+    unusable User-Agent gives ``api``.
+    """
+    match = _PRODUCT.match((user_agent or "").strip())
+    return match.group(0) if match else DEFAULT_TOKEN_NAME
 
 
 def _token_name(name: str) -> str:

@@ -1,11 +1,21 @@
 """Apps' own endpoints: an installed app's ``router`` is served at ``/apps/<package>/``.
 
-An app class may set ``router`` to a FastAPI ``APIRouter`` (its routes join the
-portal's OpenAPI schema and error handling) or to any ASGI app (mounted as is).
+An app class sets ``router`` to where its endpoints are, as a string
+``"package.module:attribute"``, imported only here, by the portal (so commands
+that load the app never import FastAPI or the app's routes); or to the object
+itself. The object is a FastAPI ``APIRouter`` (its routes join the portal's
+OpenAPI schema and error handling) or any ASGI app (mounted as is).
 
 Example (in the app's package)::
 
+    # links/app.py
+    class App(AppBase):
+        package = "links"
+        router = "links.routes:router"
+
+    # links/routes.py
     from fastapi import APIRouter
+    from links.app import App
 
     router = APIRouter()
 
@@ -13,10 +23,6 @@ Example (in the app's package)::
     def links():
         engine = App.get_persistent_store_database("primary_db")
         ...
-
-    class App(AppBase):
-        package = "links"
-        router = router
 
 Until every required setting has a service and every assigned store is
 initialized (in testing mode: every required setting has a service), requests get 503 with a problem document telling the admin what to
@@ -29,6 +35,7 @@ engines' cache uses), so a ready app's requests cost no platform query.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -171,12 +178,38 @@ def install_outage_handler(app: FastAPI) -> None:
         app.add_exception_handler(error, _outage)
 
 
+def resolve_router(package: str, declared: object) -> Any:
+    """Return an app's router: ``declared`` itself, or the object a ``"module:attribute"`` string names.
+
+    Returns None (and logs why) when the string is malformed or its import fails: one app's
+    mistake must not keep the portal from starting.
+    """
+    if not isinstance(declared, str):
+        return declared
+    module_name, sep, attr = declared.partition(":")
+    if not sep or not module_name or not attr:
+        log.warning('App "%s": router %r is not written "package.module:attribute"; not mounted.', package, declared)
+        return None
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+    except Exception as err:  # an app's import error is its own, not the portal's
+        log.warning(
+            'App "%s": router %r could not be imported (%s: %s); not mounted.',
+            package,
+            declared,
+            type(err).__name__,
+            err,
+        )
+        return None
+
+
 def mount_app_endpoints(app: FastAPI, portal: PortalState) -> list[str]:
     """Serve each installed app's ``router`` at /apps/<package>/; return the packages mounted."""
     installed, _ = discovery.installed_apps()
     mounted = []
     for package, app_cls in sorted(installed.items()):
-        endpoint: Any = getattr(app_cls, "router", None)
+        endpoint: Any = resolve_router(package, getattr(app_cls, "router", None))
         if endpoint is None:
             continue
         gate = ReadinessGate(portal, package)

@@ -5,7 +5,7 @@ Every :class:`~storekeeper.errors.StorekeeperError` becomes::
     HTTP/1.1 404 Not Found
     Content-Type: application/problem+json
 
-    {"type": "urn:storekeeper:problem:service-error", "title": "A service is unknown, ...",
+    {"type": "urn:storekeeper:problem:service-error", "title": "Not found",
      "status": 404, "detail": "Service \\"db1\\" does not exist.",
      "hint": "storekeeper services list ...", "service": "db1", "instance": "/api/v1/services/db1"}
 
@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from storekeeper.errors import PortalError, StorekeeperError
 
 #: PortalError lives in storekeeper.errors with every other error; it is re-exported here for the portal's modules.
-__all__ = ["PROBLEM_JSON", "PortalError", "install_handlers", "problem_response"]
+__all__ = ["PROBLEM_JSON", "TITLES", "PortalError", "install_handlers", "problem_response", "title_for"]
 
 PROBLEM_JSON = "application/problem+json"
 #: Error fields that name the thing involved; copied into the document when present.
@@ -44,9 +44,30 @@ def _kebab(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name.rstrip("_")).lower()
 
 
-def _title(err: StorekeeperError) -> str:
-    doc = (type(err).__doc__ or "").strip()
-    return doc.splitlines()[0] if doc else HTTPStatus(err.status).phrase
+#: A problem document's title, by status: short, written for the person reading it (the
+#: ``detail`` says what happened, the ``hint`` what to do). Never an error class's docstring.
+TITLES = {
+    400: "Invalid request",
+    401: "Not signed in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    415: "Unsupported content type",
+    422: "Invalid input",
+    428: "Confirmation required",
+    429: "Too many sign-in attempts",
+    500: "Internal error",
+    502: "Database server error",
+    503: "Not available right now",
+    504: "Timed out",
+}
+
+
+def title_for(status: int) -> str:
+    """Return the title of a problem document with this status."""
+    return TITLES.get(status) or _phrase(status)
 
 
 def problem_response(
@@ -63,7 +84,7 @@ def problem_response(
     """Return an ``application/problem+json`` response."""
     body: dict[str, Any] = {
         "type": type_,
-        "title": title or _phrase(status),
+        "title": title or title_for(status),
         "status": status,
         "detail": detail or _phrase(status),
     }
@@ -87,7 +108,7 @@ def error_response(err: StorekeeperError, path: str | None = None) -> JSONRespon
     named = {key: err.fields[key] for key in NAMED_FIELDS if err.fields.get(key) is not None}
     return problem_response(
         err.status,
-        title=_title(err),
+        title=title_for(err.status),
         detail=err.message,
         type_=TYPE_PREFIX + _kebab(type(err).__name__),
         hint=err.hint,
@@ -115,7 +136,7 @@ async def _validation_error(request: Request, err: Exception) -> JSONResponse:
     listing = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     return problem_response(
         422,
-        title="The request is not valid",
+        title=title_for(422),
         detail=f"The request is not valid: {listing}." if listing else "The request is not valid.",
         type_=TYPE_PREFIX + "validation-error",
         hint="fix the fields listed in errors; every endpoint's schema is at /docs",
@@ -153,7 +174,7 @@ async def _unexpected_error(request: Request, err: Exception) -> JSONResponse:
     log.error("%s %s raised", request.method, request.url.path, exc_info=err)
     return problem_response(
         500,
-        title="Internal error",
+        title=title_for(500),
         detail="The portal hit an unexpected error; nothing about it is shown here.",
         type_=TYPE_PREFIX + "internal-error",
         hint="look in the portal's log (the process running storekeeper start) for the traceback",

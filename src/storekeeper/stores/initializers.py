@@ -38,8 +38,7 @@ def check_initializer_path(package: str, path: str) -> None:
     """
     if not path:
         return
-    installed, _ = discovery.installed_apps()
-    app_cls = installed.get(package)
+    app_cls = discovery.app_class(package)
     if app_cls is None:
         raise AppError.not_found(package)
     root = app_cls.__module__.split(".")[0]

@@ -58,7 +58,7 @@ def list_stores(
     if package is not None:
         check_name(package, what="app package")
     if discover:
-        discovery.discover(platform)
+        discovery.discover(platform, None if package is None else [package])
     dbname = mode.current().database_name
     with platform.session() as session:
         stmt = select(App).options(selectinload(App.settings).selectinload(Setting.service)).order_by(App.package)

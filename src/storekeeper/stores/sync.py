@@ -102,13 +102,15 @@ def sync_stores(
 
 def _selected_apps(platform: Platform, apps: Sequence[str] | None) -> list[str]:
     """Return the packages to sync: every installed app, or the named ones (each must be installed)."""
-    problems = discovery.discover(platform)
-    installed, _ = discovery.installed_apps()
     if apps is None:
-        return sorted(installed)
+        discovery.discover(platform)
+        return sorted(discovery.installed_apps()[0])
     packages = list(dict.fromkeys(apps))
     for package in packages:
         check_name(package, what="app package")
+    problems = discovery.discover(platform, packages)  # imports the named apps only
+    installed, _ = discovery.load_apps(packages)
+    for package in packages:
         if package not in installed:
             broken = next((p for p in problems if p.entry_point == package), None)
             if broken:

@@ -103,7 +103,7 @@ def test_jobs_list_shows_the_newest_first_and_filters_by_app(admin, my_first_app
 def test_an_unknown_job_is_a_404(admin):
     doc = problem(admin.get("/api/v1/jobs/0123456789abcdef"), 404, "0123456789abcdef", "GET /api/v1/jobs")
     assert doc["job"] == "0123456789abcdef"
-    assert (doc["type"], doc["title"]) == ("urn:storekeeper:problem:job-error", "A sync job is unknown.")
+    assert (doc["type"], doc["title"]) == ("urn:storekeeper:problem:job-error", "Not found")
 
 
 def test_another_worker_answers_for_the_job(admin, my_first_app, portal_app, responses, admin_token):

@@ -68,7 +68,7 @@ def test_change_an_unknown_user_is_a_404(admin):
     doc = problem(admin.patch("/api/v1/users/nobody", json={"active": False}), 404, '"nobody"')
     assert doc["user"] == "nobody"
     assert doc["type"] == "urn:storekeeper:problem:user-error"
-    assert doc["title"].startswith("A portal user is unknown")
+    assert doc["title"] == "Not found"
     problem(admin.get("/api/v1/users/nobody"), 404, '"nobody"')
 
 

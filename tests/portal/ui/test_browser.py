@@ -141,18 +141,18 @@ def browser(chrome: Any, live_portal: str) -> Any:
 
 
 @pytest.fixture
-def snap(chrome: Any) -> Callable[[str], Path]:
-    """Save a full-page screenshot as test-artifacts/<name>.png."""
+def snap(chrome: Any) -> Callable[..., Path]:
+    """Save a full-page screenshot as test-artifacts/<name>.png (``width``: of the window, in CSS pixels)."""
     ARTIFACTS.mkdir(exist_ok=True)
 
-    def save(name: str) -> Path:
+    def save(name: str, width: int = SCREEN[0]) -> Path:
         # The whole page, not only the viewport: emulate a screen as tall as the page for the shot.
         chrome.execute_script("window.scrollTo(0, 0)")
         height = int(chrome.execute_script("return document.documentElement.scrollHeight"))
         chrome.execute_cdp_cmd(
             "Emulation.setDeviceMetricsOverride",
             {
-                "width": SCREEN[0],
+                "width": width,
                 "height": max(SCREEN[1], min(height, 4000)),
                 "deviceScaleFactor": 1,
                 "mobile": False,
@@ -205,6 +205,59 @@ def _sign_in(driver: Any, username: str = "admin", password: str = ADMIN_PASSWOR
 
 def _flash(driver: Any) -> str:
     return _text(driver, ".alert[role=status]")
+
+
+#: Widths the admin pages are checked at: a laptop window and a phone.
+LAYOUT_WIDTHS = (1400, 420)
+
+#: Every table must show all its columns, or sit in a box that scrolls sideways (overflow-x: auto).
+_HIDDEN_COLUMNS_JS = """
+const problems = [];
+const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+    (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).join('.') : '');
+for (const table of document.querySelectorAll('table')) {
+  const tr = table.getBoundingClientRect();
+  if (tr.width === 0) continue;
+  let scrolls = false;
+  for (let a = table.parentElement; a && a !== document.documentElement; a = a.parentElement) {
+    const ox = getComputedStyle(a).overflowX;
+    if (ox === 'auto' || ox === 'scroll') { scrolls = true; break; }
+    if (ox === 'hidden' || ox === 'clip') {
+      const ar = a.getBoundingClientRect();
+      if (tr.right > ar.right + 1 || tr.left < ar.left - 1) {
+        problems.push(name(table) + ' is cut off by ' + name(a) + ' (' + Math.round(tr.right - ar.right) + ' px)');
+      }
+    }
+  }
+  if (!scrolls && tr.right > document.documentElement.clientWidth + 1) {
+    problems.push(name(table) + ' runs past the window (' + Math.round(tr.right) + ' px)');
+  }
+}
+if (document.documentElement.scrollWidth > document.documentElement.clientWidth + 1) {
+  problems.push('the page is ' + document.documentElement.scrollWidth + ' px wide');
+}
+return problems;
+"""
+
+
+def _check_layout(driver: Any, snap: Callable[..., Path], pages: dict[str, str]) -> list[str]:
+    """Load each page at each width; return what hides a table column; screenshot each as layout-<width>-<page>."""
+    problems = []
+    try:
+        for width in LAYOUT_WIDTHS:
+            for label, path in pages.items():
+                # Set for each page: the screenshot ends its own override.
+                driver.execute_cdp_cmd(
+                    "Emulation.setDeviceMetricsOverride",
+                    {"width": width, "height": SCREEN[1], "deviceScaleFactor": 1, "mobile": False},
+                )
+                driver.get(f"{driver.base}{path}")
+                _wait(driver, lambda d: d.execute_script("return document.readyState") == "complete", path)
+                problems += [f"{width} px {path}: {p}" for p in driver.execute_script(_HIDDEN_COLUMNS_JS)]
+                snap(f"layout-{width}-{label}", width)
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    return problems
 
 
 def _no_secret(driver: Any, secrets: list[str]) -> None:
@@ -300,6 +353,20 @@ def test_admin_adds_a_service_assigns_it_syncs_and_sees_the_stores_initialized(
 
     browser.get(f"{browser.base}/admin/")
     snap("08-home-ready")
+
+    # Every admin page, at a laptop's and a phone's width: no table hides a column without a scroll bar.
+    # (The app page's settings table used to cut off its store column, state and Drop link, at 1400 px.)
+    pages = {
+        "home": "/admin/",
+        "apps": "/admin/apps",
+        "app": "/admin/apps/my_first_app",
+        "services": "/admin/services",
+        "service": "/admin/services/pg",
+        "users": "/admin/users",
+        "audit": "/admin/audit",
+    }
+    problems = _check_layout(browser, snap, pages)
+    assert not problems, "\n".join(problems)
 
 
 def test_admin_creates_a_token_sees_it_once_and_revokes_it_after_confirming(browser, snap, secrets):

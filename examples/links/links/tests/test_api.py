@@ -182,6 +182,9 @@ def test_a_body_that_is_not_a_json_object_with_a_url_is_a_4xx_problem(primary_db
     response = client.post(LINKS, headers=headers, **kwargs)
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    # Titles are the portal's, by status, written for a user (not an error class's docstring).
+    titles = {400: "Invalid request", 415: "Unsupported content type", 422: "Invalid input"}
+    assert response.json()["title"] == titles[status]
     assert count_links(primary_db) == 0
 
 

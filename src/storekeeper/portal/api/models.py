@@ -402,7 +402,13 @@ class TokenRequest(BaseModel):
 
     username: str = Field(min_length=1, max_length=150)
     password: str = Field(min_length=1, max_length=PASSWORD_MAX, json_schema_extra=_WRITE_ONLY)
-    name: str = Field("api", min_length=1, max_length=100, description="What the token is for, to tell it apart later.")
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="What the token is for, to tell it apart later. Default: the client's name, the first "
+        'product of its User-Agent ("curl", "python-httpx"), or "api".',
+    )
 
 
 class TokenOut(_Out):

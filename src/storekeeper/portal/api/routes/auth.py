@@ -19,11 +19,13 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 def create_token(body: TokenRequest, request: Request, platform: PlatformDep) -> TokenCreated:
     """Sign in with a username and password and get a new API token (shown once).
 
-    Failed sign-ins are throttled per username and client: after 5 in a minute,
-    429 with Retry-After.
+    ``name`` says what the token is for (listed with it); without it the token is named
+    after the client (the User-Agent's first product, e.g. "curl"), or "api". Failed
+    sign-ins are throttled per username and client: after 5 in a minute, 429 with Retry-After.
     """
     user = auth.sign_in(platform, body.username, body.password, client=auth.client_address(request))
-    info, token = auth.create_token(platform, user.username, body.name)
+    name = body.name if body.name is not None else auth.default_token_name(request.headers.get("user-agent"))
+    info, token = auth.create_token(platform, user.username, name)
     return TokenCreated(**TokenOut.of(info).model_dump(), token=token)
 
 
