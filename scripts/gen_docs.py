@@ -43,7 +43,11 @@ def _is_group(command: Any) -> bool:
 
 
 def _context(command: Any, path: list[str]) -> Any:
-    return command.context_class(command, info_name=" ".join(path))
+    from storekeeper.cli.common import label_params
+
+    ctx = command.context_class(command, info_name=" ".join(path))
+    label_params(command, ctx)  # the labels --help shows: none on flags, metavars elsewhere
+    return ctx
 
 
 def _commands(command: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
