@@ -235,3 +235,18 @@ def test_drop_of_a_database_of_another_installation_is_refused(
         stores.drop_store(platform, APP, "example_db")
     assert database_exists(admin_conn, EXAMPLE_DB)
     assert not listed(platform).ready
+
+
+def test_refresh_cut_short_after_refusing_connections_is_repaired_by_a_plain_sync(
+    platform: Platform, my_first_app: type, admin_conn: psycopg.Connection[Any], pg_admin_url: str
+) -> None:
+    """A kill between ALTER DATABASE ... ALLOW_CONNECTIONS false and DROP DATABASE (found by tests/reliability)."""
+    sync_example(platform)
+    admin_conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(EXAMPLE_DB)))
+    set_record(platform, APP, "example_db", state="creating")
+    info = listed(platform)
+    assert not info.ready and "refuses connections" in (info.problem or "")
+    result = sync_example(platform)
+    assert (result.ok, result.first_time) == (True, False)  # the data was never dropped: kept
+    assert first_time_runs(pg_admin_url, EXAMPLE_DB) == [True, False]
+    assert listed(platform).ready

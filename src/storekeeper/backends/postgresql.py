@@ -98,16 +98,22 @@ class Marker:
     installation: str | None = None
     #: PostgreSQL marks a database whose DROP DATABASE was cut short invalid: it can only be dropped.
     invalid: bool = False
+    #: False for a database that refuses connections (``ALLOW_CONNECTIONS false``: a drop was about to start).
+    allows_connections: bool = True
 
     @classmethod
     def read(cls, row: tuple[Any, ...] | None) -> Marker:
-        """Parse a catalog row: (comment) for a role, (comment, datconnlimit) for a database; None: no such object."""
+        """Parse a catalog row: (comment) for a role, (comment, datconnlimit, datallowconn) for a database.
+
+        None: no such object.
+        """
         if row is None:
             return cls(exists=False)
         comment = row[0] or ""
         invalid = len(row) > 1 and row[1] == INVALID_CONNLIMIT
+        allows = len(row) < 3 or bool(row[2])
         if not comment.startswith(MARKER_PREFIX):
-            return cls(exists=True, invalid=invalid)
+            return cls(exists=True, invalid=invalid, allows_connections=allows)
         state, *rest = comment[len(MARKER_PREFIX) :].split(" ")
         owner = installation = None
         for word in rest:
@@ -115,7 +121,14 @@ class Marker:
                 installation = word[len(INSTALLATION_KEY) :] or None
             elif word and owner is None:
                 owner = word
-        return cls(exists=True, state=state, owner=owner, installation=installation, invalid=invalid)
+        return cls(
+            exists=True,
+            state=state,
+            owner=owner,
+            installation=installation,
+            invalid=invalid,
+            allows_connections=allows,
+        )
 
     @property
     def storekeepers(self) -> bool:
@@ -303,7 +316,8 @@ class PostgresBackend:
     def marker(conn: psycopg.Connection[Any], dbname: str) -> Marker:
         """Read a database's storekeeper marker (state and owning app/store)."""
         row = conn.execute(
-            "SELECT shobj_description(oid, 'pg_database'), datconnlimit FROM pg_database WHERE datname = %s",
+            "SELECT shobj_description(oid, 'pg_database'), datconnlimit, datallowconn FROM pg_database "
+            "WHERE datname = %s",
             (dbname,),
         ).fetchone()
         return Marker.read(row)
@@ -324,16 +338,20 @@ class PostgresBackend:
             else "%s::int"
         )
         rows = conn.execute(
-            f"SELECT datname, shobj_description(oid, 'pg_database'), datconnlimit, {size} "
+            f"SELECT datname, shobj_description(oid, 'pg_database'), datconnlimit, datallowconn, {size} "
             "FROM pg_database WHERE datname = ANY(%s)",
             (INVALID_CONNLIMIT if sizes else None, list(names)),
         ).fetchall()
-        return {r[0]: (Marker.read((r[1], r[2])), r[3]) for r in rows}
+        return {r[0]: (Marker.read((r[1], r[2], r[3])), r[4]) for r in rows}
 
     def set_marker(self, conn: psycopg.Connection[Any], dbname: str, state: str, owner: str | None = None) -> None:
         """Record a database's state (and owner, ``app/store``, and this installation) in its comment."""
         text = marker_text(state, owner, self.spec.installation)
         conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(dbname), sql.Literal(text)))
+
+    def allow_connections(self, conn: psycopg.Connection[Any], dbname: str) -> None:
+        """Let a database be connected to again (a drop that set ``ALLOW_CONNECTIONS false`` was cut short)."""
+        conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(dbname)))
 
     def foreign(self, marker: Marker) -> bool:
         """True when another installation made the object (markers without an installation are not foreign)."""

@@ -151,6 +151,8 @@ def _readiness(
             return False, f"its database belongs to another storekeeper installation (id {marker.installation})"
         if marker.invalid:
             return False, f"a drop was cut short (the server left the database invalid): {sync}, or drop it again"
+        if not marker.allows_connections and state != DROPPING:
+            return False, f"it refuses connections (a refresh or drop was cut short): {sync}"
     if state == DROPPING:
         return False, f"a drop did not finish: storekeeper stores drop {package} {name}, or recreate it: {sync}"
     if state in (CREATING, CREATED):

@@ -158,6 +158,10 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
                 action = "created"
         else:
             first_time = force_first_time
+            if not marker.allows_connections:
+                # A refresh or drop was cut short after refusing connections and before dropping:
+                # the data is intact, and a plain sync keeps it (only --refresh or a drop destroys it).
+                backend.allow_connections(conn, target.database)
             if not marker.storekeepers or marker.owner is None or marker.installation is None:
                 # Ours but unmarked (a crash), or marked before owners or installation ids: mark it as ours.
                 backend.set_marker(conn, target.database, marker.state or pg.INITIALIZED, target.owner)
