@@ -135,6 +135,10 @@ class Marker:
         """True when some storekeeper made it (whichever installation)."""
         return self.exists and self.state is not None
 
+    def foreign_to(self, installation: str | None) -> bool:
+        """True when another installation made it (markers from before installation ids are not foreign)."""
+        return self.installation is not None and installation is not None and self.installation != installation
+
 
 def marker_text(state: str, owner: str | None = None, installation: str | None = None) -> str:
     """Return the comment that marks a database or role (see :class:`Marker`)."""
@@ -355,8 +359,7 @@ class PostgresBackend:
 
     def foreign(self, marker: Marker) -> bool:
         """True when another installation made the object (markers without an installation are not foreign)."""
-        mine = self.spec.installation
-        return marker.installation is not None and mine is not None and marker.installation != mine
+        return marker.foreign_to(self.spec.installation)
 
     # -- provisioning --------------------------------------------------------------
 

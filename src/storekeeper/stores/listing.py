@@ -147,7 +147,7 @@ def _readiness(
         return False, f"its server ({spec.where}) could not be asked: storekeeper services test {spec.name}"
     if server is not None:
         marker = server[0]
-        if marker.installation is not None and spec.installation and marker.installation != spec.installation:
+        if marker.foreign_to(spec.installation):
             return False, f"its database belongs to another storekeeper installation (id {marker.installation})"
         if marker.invalid:
             return False, f"a drop was cut short (the server left the database invalid): {sync}, or drop it again"

@@ -140,7 +140,7 @@ class Target:
     def check_owner(self, marker: Marker) -> None:
         """Refuse a database that another installation made, or that storekeeper made for another app's store."""
         mine = self.spec.installation
-        if marker.installation is not None and mine is not None and marker.installation != mine:
+        if marker.foreign_to(mine):
             raise StoreError(
                 f"Database {self.database} on {self.spec.where} belongs to another storekeeper installation "
                 f"(id {marker.installation}; this one is {mine}), not to {self.what}. It never adopts, "
