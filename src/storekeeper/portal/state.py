@@ -9,7 +9,6 @@ from typing import Any
 from storekeeper.config import Config
 from storekeeper.platform import Platform, open_platform
 
-
 #: How long the portal reuses a doctor report (the home page and /healthz for admins show it).
 DOCTOR_SECONDS = 30.0
 
