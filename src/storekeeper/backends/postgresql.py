@@ -578,6 +578,24 @@ class PostgresBackend:
                 moved += 1
         return moved
 
+    def hand_over(self, dbname: str, from_role: str, to_role: str) -> int:
+        """Give ``to_role`` every object in a database that ``from_role`` owns (a clone of another store).
+
+        One by one, as :meth:`adopt` does: ``REASSIGN OWNED`` would also hand over the
+        databases ``from_role`` owns elsewhere. Returns how many objects moved.
+        """
+        moved = 0
+        with self.connect(dbname) as store:
+            store.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(from_role)))
+            owned = store.execute(_OWNED_OBJECTS).fetchall()
+            store.execute("RESET ROLE")
+            for kind, name in owned:
+                store.execute(
+                    sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(kind), sql.SQL(name), sql.Identifier(to_role))
+                )
+                moved += 1
+        return moved
+
     def drop_database(self, conn: psycopg.Connection[Any], dbname: str, *, what: str) -> bool:
         """Lock out new connections, then drop the database even if sessions are open.
 

@@ -404,6 +404,7 @@ def _print_result(r: object) -> None:
 
 from storekeeper.cli import apps as _apps  # noqa: E402
 from storekeeper.cli import audit as _audit  # noqa: E402
+from storekeeper.cli import backups as _backups  # noqa: E402
 from storekeeper.cli import localdb as _localdb  # noqa: E402
 from storekeeper.cli import portal as _portal  # noqa: E402
 from storekeeper.cli import quickstart as _quickstart  # noqa: E402
@@ -415,6 +416,10 @@ cli.add_typer(_services.services_cli, name="services")
 cli.add_typer(_apps.apps_cli, name="apps")
 cli.add_typer(_apps.app_settings_cli, name="app-settings")
 cli.add_typer(_stores.stores_cli, name="stores")
+_stores.stores_cli.command("export")(_backups.export)
+_stores.stores_cli.command("import")(_backups.import_)
+_stores.stores_cli.command("clone")(_backups.clone)
+cli.command("backups")(_backups.backups_command)
 cli.command("audit")(_audit.audit_command)
 db_cli.command("init")(_localdb.db_init)
 db_cli.command("start")(_localdb.db_start)
