@@ -18,6 +18,7 @@ our bound) and the pool never hands one out that has sat idle past the bound.
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,12 @@ if TYPE_CHECKING:
 
 #: Extra seconds the server waits beyond our idle bound before ending a session.
 _SERVER_IDLE_MARGIN = 30
+#: A connect refused because the store's database is being swapped (``stores import``) is tried once
+#: more after this pause; the swap's renames take milliseconds.
+SWAP_RETRY_SECONDS = 0.5
+#: What the server answers a connect that meets an import's swap: the old database refuses
+#: connections, and for a moment the name is being renamed.
+_SWAP_GAP = ("is not currently accepting connections", "does not exist")
 
 
 @dataclass(slots=True, eq=False)
@@ -96,27 +103,56 @@ def make_engine(
     )
     if idle_timeout > 0:
         _close_idle(engine, idle_timeout)
-    if passwords is not None:
-        _follow_rotation(engine, passwords)
+    _ride_out_swaps(engine, passwords)
     return engine
 
 
-def _follow_rotation(engine: Engine, passwords: Callable[[], list[str]]) -> None:
+def _ride_out_swaps(engine: Engine, passwords: Callable[[], list[str]] | None) -> None:
+    """Survive a store's database being swapped under the engine (``stores import``).
+
+    A pooled connection whose session the server ended (the swap ends them) is
+    replaced at checkout, without a round trip: its socket has something to read
+    (the server's goodbye), which an idle connection's never has. A connect that
+    meets the swap's moment of refusal is tried once more.
+    """
+
+    @event.listens_for(engine, "checkout")
+    def _drop_if_ended(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        try:
+            readable, _, _ = select.select([dbapi_conn.fileno()], [], [], 0)
+        except (OSError, ValueError, AttributeError):
+            return
+        if readable:
+            raise exc.DisconnectionError("the server ended this pooled session (a store swap or a restart)")
+
     @event.listens_for(engine, "do_connect")
     def _connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         try:
-            return dialect.connect(*cargs, **cparams)
-        except dialect.loaded_dbapi.OperationalError as first:
-            tried = cparams.get("password")
-            for candidate in passwords():
-                if candidate and candidate != tried:
-                    try:
-                        connection = dialect.connect(*cargs, **{**cparams, "password": candidate})
-                    except dialect.loaded_dbapi.OperationalError:
-                        continue
-                    cparams["password"] = candidate  # the pool's later connects use it too
-                    return connection
-            raise first
+            return _login(dialect, cargs, cparams, passwords)
+        except dialect.loaded_dbapi.OperationalError as err:
+            if not any(gap in str(err) for gap in _SWAP_GAP):
+                raise
+        time.sleep(SWAP_RETRY_SECONDS)
+        return _login(dialect, cargs, cparams, passwords)
+
+
+def _login(dialect: Any, cargs: Any, cparams: dict[str, Any], passwords: Callable[[], list[str]] | None) -> Any:
+    """Connect; when refused and ``passwords`` is given, try each other password the login may have once."""
+    if passwords is None:
+        return dialect.connect(*cargs, **cparams)
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except dialect.loaded_dbapi.OperationalError as first:
+        tried = cparams.get("password")
+        for candidate in passwords():
+            if candidate and candidate != tried:
+                try:
+                    connection = dialect.connect(*cargs, **{**cparams, "password": candidate})
+                except dialect.loaded_dbapi.OperationalError:
+                    continue
+                cparams["password"] = candidate  # the pool's later connects use it too
+                return connection
+        raise first
 
 
 def _close_idle(engine: Engine, idle_timeout: int) -> None:

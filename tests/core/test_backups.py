@@ -179,7 +179,7 @@ def test_a_corrupt_or_truncated_file_leaves_the_store_untouched(
         data = bytearray((tmp_path / "x.tar").read_bytes())
     file.write_bytes(bytes(data))
     _add_gage(pg_admin_url, 5)
-    with pytest.raises(StoreError, match=r"not a complete storekeeper backup.*Nothing was changed"):
+    with pytest.raises(StoreError, match=r"not a complete backup file.*Nothing was changed"):
         backups.import_store(platform, APP, "example_db", file, replace=True)
     assert _gage_values(pg_admin_url) == [1, 2, 5]
     assert _side_databases(admin_conn) == []
@@ -442,3 +442,24 @@ def test_clone_refuses_a_bad_name_and_an_unknown_service(platform, synced, admin
         backups.clone_store(platform, APP, "example_db", "y_db", service="nowhere")
     assert setting_record(platform, APP, "y_db") is None
     engines.clear()
+
+
+def test_an_engine_of_another_process_meets_the_swap_without_a_failed_query(
+    platform, synced, pg_admin_url, tmp_path, monkeypatch
+):
+    """Another process's engine is not invalidated at once: its pooled sessions were ended by the swap.
+
+    The pool replaces them at checkout, so the next query succeeds, on the new data.
+    """
+    file = tmp_path / "f.skbackup"
+    backups.export_store(platform, APP, "example_db", file)
+    engine = synced.get_persistent_store_database("example_db")
+    with engine.connect() as a, engine.connect() as b:  # two pooled sessions, idle after this
+        a.execute(text("SELECT 1"))
+        b.execute(text("SELECT 1"))
+    _add_gage(pg_admin_url, 6)
+    monkeypatch.setattr(engines, "invalidate", lambda *a, **k: None)  # as in another process
+    backups.import_store(platform, APP, "example_db", file, replace=True)
+    for _ in range(3):
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM stream_gages")).scalar_one() == 2

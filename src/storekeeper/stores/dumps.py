@@ -90,9 +90,9 @@ class Manifest:
 
 
 def corrupt(path: Path, why: str) -> StoreError:
-    """The error of a file that is not a complete storekeeper backup (nothing was changed)."""
+    """The error of a file that is not a complete backup file (nothing was changed)."""
     return StoreError(
-        f"{path} is not a complete storekeeper backup: {why}. Nothing was changed.",
+        f"{path} is not a complete backup file: {why}. Nothing was changed.",
         hint="use another backup file (storekeeper backups DIR lists them), or export the store again: "
         "storekeeper stores export APP --database STORE -o FILE",
         status=422,
