@@ -12,8 +12,9 @@ it checks the whole file, then::
     bump the store's generation (cached engines here and in other processes switch)
     drop <db>_previous_<id>          (unless --keep-previous; a crash leaves it marked, dropped next time)
 
-A kill -9 at any point leaves either the old store in place (at worst refusing
-connections until the next import or sync lets them in again) or the new one;
+A kill -9 at any point leaves either the old store in place or the new one (see
+:func:`_swap` for the one case where the old one refuses connections until the
+next import or sync);
 the next import, clone or sync of the store drops the leftovers
 (:func:`clean_leftovers`). A corrupt or truncated file is refused before
 anything is touched.
@@ -649,8 +650,12 @@ class _Reporting:
 
 
 def _terminate(conn: Any, database: str) -> None:
+    """End the sessions on a database that the service user may end (its own, its store roles')."""
     conn.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = %s AND pid <> pg_backend_pid() AND (pg_has_role(usesysid, 'MEMBER') "
+        "OR (pg_has_role('pg_signal_backend', 'MEMBER') "
+        "AND NOT coalesce((SELECT rolsuper FROM pg_roles r WHERE r.oid = usesysid), false)))",
         (database,),
     )
 
@@ -658,21 +663,30 @@ def _terminate(conn: Any, database: str) -> None:
 def _swap(
     backend: pg.PostgresBackend, conn: Any, target: Target, restore_db: str, *, exists: bool, keep_previous: bool
 ) -> str | None:
-    """Put ``restore_db`` in the store's place in one transaction; return the previous database's new name."""
+    """Put ``restore_db`` in the store's place in one transaction; return the previous database's new name.
+
+    In the transaction the store's sessions are ended and both databases renamed:
+    the first rename locks the store's database, so a connect that comes meanwhile
+    waits, then fails (the name moved) and is tried once more by storekeeper's
+    engines. Someone who connects between the end of the sessions and that lock
+    makes the rename fail after 5 s: the transaction is rolled back (the store is
+    unchanged) and tried again; from the third try on, new connections are refused
+    first (``ALLOW_CONNECTIONS false``, committed: a crash then leaves the old store
+    refusing connections until the next import or sync lets them in again).
+    """
     ident = sql.Identifier(target.database)
     previous = side_name(target.database, "previous") if exists else None
-    if exists:
-        # Committed first, so nobody connects between the end of the sessions and the renames;
-        # a crash from here to the swap leaves the store refusing connections, which the next
-        # import or sync undoes (clean_leftovers, provision).
-        conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident))
+    refused = False
     try:
         for attempt in range(SWAP_ATTEMPTS):
-            if exists:
-                _terminate(conn, target.database)
-            _terminate(conn, restore_db)
+            if exists and attempt >= 2 and not refused:
+                conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident))
+                refused = True
             try:
                 with conn.transaction():
+                    if exists:
+                        _terminate(conn, target.database)
+                    _terminate(conn, restore_db)
                     if previous is not None:
                         conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident, sql.Identifier(previous)))
                         backend.set_marker(conn, previous, KEPT if keep_previous else PREVIOUS, target.owner)
@@ -690,11 +704,11 @@ def _swap(
                     ) from None
                 time.sleep(0.2 * (attempt + 1))
     except BaseException:
-        if exists:
+        if refused:
             with contextlib.suppress(psycopg.Error):
                 conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(ident))
         raise
-    if previous is not None and keep_previous:
+    if previous is not None and keep_previous and refused:  # a kept database may be looked at
         conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(previous)))
     return previous
 
