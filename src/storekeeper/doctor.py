@@ -333,6 +333,45 @@ def check_apps_and_stores(platform: Platform) -> list[Finding]:
                     )
                 )
     findings += _guard("stores", lambda: _check_stores(platform))
+    findings += _guard("imports", lambda: check_import_leftovers(platform))
+    return findings
+
+
+def check_import_leftovers(platform: Platform) -> list[Finding]:
+    """Databases a cut-short import left (restoring, previous) or ``--keep-previous`` kept, on every service."""
+    from storekeeper.stores import backups
+
+    findings: list[Finding] = []
+    with platform.session() as session:
+        specs = [service_spec(platform, svc) for svc in session.query(Service)]
+    for spec in specs:
+        try:
+            backend = get_backend("postgresql", spec)
+            with backend.connect() as conn:
+                found = backups.all_leftovers(backend, conn)
+        except (StorekeeperError, psycopg.Error):
+            continue  # the service's own finding says it cannot be reached
+        for owner, left in found:
+            app, _, store = owner.partition("/")
+            if left.state == backups.KEPT:
+                findings.append(
+                    Finding(
+                        INFO,
+                        owner,
+                        f"Database {left.database} on {spec.where} holds the data an import replaced (--keep-previous).",
+                        f'drop it on the server when it is no longer needed: DROP DATABASE "{left.database}"',
+                    )
+                )
+            else:
+                findings.append(
+                    Finding(
+                        WARNING,
+                        owner,
+                        f"Database {left.database} on {spec.where} was left by an import that was cut short "
+                        f"({left.state}); the store itself is intact.",
+                        f"storekeeper syncstores {app} --database {store}  (drops it)",
+                    )
+                )
     return findings
 
 

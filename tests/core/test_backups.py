@@ -463,3 +463,25 @@ def test_an_engine_of_another_process_meets_the_swap_without_a_failed_query(
     for _ in range(3):
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM stream_gages")).scalar_one() == 2
+
+
+def test_doctor_shows_leftovers_and_a_sync_drops_what_a_cut_short_import_left(platform, synced, admin_conn):
+    from storekeeper import doctor
+    from storekeeper.backends import get_backend
+    from storekeeper.stores import records
+
+    with platform.session() as session:
+        app = records.load_app(session, APP)
+        target = records.make_target(platform, app, records.get_setting(app, "example_db"), EXAMPLE_DB)
+    backend = get_backend(target.backend, target.spec)
+    restoring, kept = backups.side_name(EXAMPLE_DB, "restore"), backups.side_name(EXAMPLE_DB, "previous")
+    with backend.connect() as conn:
+        for name, state in ((restoring, backups.RESTORING), (kept, backups.KEPT)):
+            backend.create_database(conn, name, what="x", owner=target.owner, role=target.role)
+            backend.set_marker(conn, name, state, target.owner)
+    found = {f.message.split()[1]: f for f in doctor.check_import_leftovers(platform)}
+    assert found[restoring].level == "warning"
+    assert found[restoring].fix == f"storekeeper syncstores {APP} --database example_db  (drops it)"
+    assert found[kept].level == "info"
+    assert stores.sync_stores(platform, [APP], database="example_db")[0].ok
+    assert _side_databases(admin_conn) == [kept]

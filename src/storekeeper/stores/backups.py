@@ -390,8 +390,8 @@ class Leftover:
     state: str | None
 
 
-def leftovers(backend: pg.PostgresBackend, conn: Any, target: Target) -> list[Leftover]:
-    """This store's databases left by imports: being restored, previous, or kept (this installation's only)."""
+def all_leftovers(backend: pg.PostgresBackend, conn: Any) -> list[tuple[str, Leftover]]:
+    """Every store's databases on this service left by imports, as (``APP/STORE``, leftover); this installation's."""
     rows = conn.execute(
         "SELECT datname, shobj_description(oid, 'pg_database'), datconnlimit, datallowconn FROM pg_database "
         "WHERE datname ~ %s",
@@ -401,18 +401,26 @@ def leftovers(backend: pg.PostgresBackend, conn: Any, target: Target) -> list[Le
     for name, *rest in rows:
         marker = pg.Marker.read(tuple(rest))
         if (
-            name != target.database
-            and _SIDE.search(name)
-            and marker.owner == target.owner
+            _SIDE.search(name)
+            and marker.owner is not None
             and marker.state in (pg.CREATED, RESTORING, PREVIOUS, KEPT)
             and marker.installation is not None
             and not backend.foreign(marker)
         ):
-            found.append(Leftover(name, marker.state))
+            found.append((marker.owner, Leftover(name, marker.state)))
     return found
 
 
-def clean_leftovers(backend: pg.PostgresBackend, conn: Any, target: Target) -> list[str]:
+def leftovers(backend: pg.PostgresBackend, conn: Any, target: Target) -> list[Leftover]:
+    """This store's databases left by imports: being restored, previous, or kept (this installation's only)."""
+    return [
+        left
+        for owner, left in all_leftovers(backend, conn)
+        if owner == target.owner and left.database != target.database
+    ]
+
+
+def clean_leftovers(backend: pg.PostgresBackend, conn: Any, target: Target, *, reopen: bool = True) -> list[str]:
     """Drop what a cut-short import left (a half-restored or a previous database); kept ones stay.
 
     Called under the store's lock. Also lets connections into the store again when an
@@ -423,6 +431,8 @@ def clean_leftovers(backend: pg.PostgresBackend, conn: Any, target: Target) -> l
         if left.state != KEPT:
             backend.drop_database(conn, left.database, what=f"{target.what} (left by an import)")
             dropped.append(left.database)
+    if not reopen:  # a sync lets connections in itself
+        return dropped
     marker = backend.marker(conn, target.database)
     if marker.exists and not marker.invalid and not marker.allows_connections and marker.state == pg.INITIALIZED:
         backend.allow_connections(conn, target.database)
@@ -830,6 +840,7 @@ def _clone_template(platform: Platform, src: Target, target: Target) -> str:
     """``CREATE DATABASE new TEMPLATE src``: the source's sessions are ended, and new ones wait for the copy."""
     with _new_store(platform, target) as (backend, conn, target):
         with backend.store_lock(src.database) as src_conn:  # no import swaps the source meanwhile
+            clean_leftovers(backend, src_conn, src)
             _existing_marker(backend, src_conn, src)
             for attempt in range(CLONE_ATTEMPTS):
                 _terminate(conn, src.database)

@@ -47,7 +47,7 @@ from storekeeper.platform.models import (
     utcnow,
 )
 from storekeeper.retry import retry
-from storekeeper.stores import records, roles
+from storekeeper.stores import backups, records, roles
 from storekeeper.stores.initializers import run_initializer
 from storekeeper.stores.model import SyncResult, Target
 
@@ -121,6 +121,7 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
     started = time.perf_counter()
     backend = get_backend(target.backend, target.spec)
     with backend.store_lock(target.database) as conn:
+        backups.clean_leftovers(backend, conn, target, reopen=False)  # what a cut-short import left
         marker = backend.marker(conn, target.database)
         state = records.read_state(platform, target.setting_id, ABSENT)  # again, now that we hold the lock
         ours = unmarked_but_ours(backend, conn, target, marker, state)
