@@ -102,6 +102,12 @@ class _Keys(BaseSettings):
     engines_idle_timeout_seconds: int = Field(
         300, description="Pooled store connections idle this long are closed (0 keeps them open)."
     )
+    backups_keep: int = Field(
+        5,
+        ge=1,
+        description="How many backup files per store a --backup DIR keeps in that directory "
+        "(the oldest beyond it are removed after each new one).",
+    )
     local_datadir: str | None = Field(
         None,
         description="Data directory of the local PostgreSQL server (storekeeper db init/start); default "
@@ -204,6 +210,7 @@ class Config:
     #: Proxies whose forwarding headers are believed (comma-separated; empty: none). See :func:`forwarded_allow_ips`.
     portal_forwarded_allow_ips: str = ""
     portal_max_body_bytes: int = 1024 * 1024
+    backups_keep: int = 5
 
     @property
     def config_file(self) -> Path:
@@ -402,6 +409,7 @@ def load_config(home: str | os.PathLike[str] | None = None, **overrides: Any) ->
         portal_port=keys.portal_port,
         engines_revalidate_seconds=keys.engines_revalidate_seconds,
         engines_idle_timeout_seconds=keys.engines_idle_timeout_seconds,
+        backups_keep=keys.backups_keep,
         local_datadir=keys.local_datadir,
         local_password=keys.local_password,
         local_port=keys.local_port,

@@ -215,3 +215,27 @@ def test_two_imports_of_one_store_take_turns(platform, synced, pg_admin_url, adm
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert _values(pg_admin_url) == [1, 2] and _sides(admin_conn) == []
+
+
+def test_drop_and_refresh_with_backup_export_first(run_cli, synced, pg_admin_url, admin_conn, tmp_path):
+    with connect_to(pg_admin_url, EXAMPLE_DB) as conn:
+        conn.execute("INSERT INTO stream_gages (latitude, longitude, value) VALUES (0, 0, 42)")
+    target = tmp_path / "safety net"
+    done = run_cli("syncstores", APP, "--database", "example_db", "--refresh", "--backup", str(target), "--yes")
+    assert done.returncode == 0, done.stderr
+    assert _values(pg_admin_url) == [1, 2]  # refreshed
+    (saved,) = target.glob("*.skbackup")
+    done = run_cli("stores", "import", APP, "--database", "example_db", str(saved), "--replace", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert _values(pg_admin_url) == [1, 2, 42]
+    done = run_cli("stores", "drop", APP, "example_db", "--backup", str(target), "--yes")
+    assert done.returncode == 0, done.stderr
+    assert len(list(target.glob("*.skbackup"))) == 2
+
+
+def test_a_backup_that_fails_stops_the_drop(run_cli, synced, pg_admin_url, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    done = run_cli("stores", "drop", APP, "example_db", "--backup", str(blocker), "--yes")
+    assert done.returncode == 1 and "is not a directory" in done.stderr
+    assert _values(pg_admin_url) == [1, 2]

@@ -485,3 +485,12 @@ def test_doctor_shows_leftovers_and_a_sync_drops_what_a_cut_short_import_left(pl
     assert found[kept].level == "info"
     assert stores.sync_stores(platform, [APP], database="example_db")[0].ok
     assert _side_databases(admin_conn) == [kept]
+
+
+def test_backup_before_keeps_the_newest_files_of_each_store(platform, synced, tmp_path):
+    stores.sync_stores(platform, [APP], database="temp_db")
+    for _ in range(3):
+        done = backups.backup_before(platform, APP, None, tmp_path, keep=2)
+        assert sorted(r.store for r in done) == ["example_db", "temp_db"]  # spatial_db was never made: skipped
+    assert len(list(tmp_path.glob(f"{EXAMPLE_DB}-*.skbackup"))) == 2
+    assert len(list(tmp_path.glob("my_first_app_temp_db-*.skbackup"))) == 2

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from storekeeper.cli import render
+from storekeeper.cli.backups import BackupOpt, backup_first
 from storekeeper.cli.common import Group, JsonOpt, YesOpt, confirm, platform
 
 apps_cli = typer.Typer(cls=Group, help="List, show and remove installed apps.", no_args_is_help=True)
@@ -84,6 +85,7 @@ def show(app: AppArg, as_json: JsonOpt = False) -> None:
 def remove(
     app: AppArg,
     drop_stores: Annotated[bool, typer.Option("--drop-stores", help="Also drop the stores' databases.")] = False,
+    backup: BackupOpt = None,
     yes: YesOpt = False,
 ) -> None:
     """Forget an uninstalled app (or an installed app's orphaned settings)."""
@@ -92,6 +94,8 @@ def remove(
     p = platform()
     apps.get_app(p, app)
     confirm(f'Remove app "{app}" records' + (" and DROP its stores" if drop_stores else ""), yes)
+    if drop_stores:
+        backup_first([app], None, backup, quiet=False)
     removed = apps.remove_app(p, app, drop_stores=drop_stores)
     render.ok(f'Removed {len(removed)} setting(s) of "{app}": {", ".join(removed) or "-"}')
 

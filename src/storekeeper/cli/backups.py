@@ -14,6 +14,31 @@ from storekeeper.cli.common import JsonOpt, YesOpt, confirm, platform
 from storekeeper.errors import InputError
 
 StoreOpt = Annotated[str, typer.Option("--database", "-d", metavar="STORE", help="The store.")]
+#: ``--backup DIR`` of the commands that destroy a store's data.
+BackupOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--backup",
+        metavar="DIR",
+        help="Export the stores that exist into DIR first (keeping the newest backups.keep per store); "
+        "nothing is dropped if an export fails.",
+    ),
+]
+
+
+def backup_first(apps: list[str], names: list[str] | None, directory: Path | None, *, quiet: bool) -> None:
+    """Back up the stores a destructive command is about to drop (``--backup DIR``); raise when one fails."""
+    if directory is None:
+        return
+    from storekeeper.stores import backups
+
+    p = platform()
+    for app in apps:
+        with _progress(f"Backing up {app}", quiet) as progress:
+            results = backups.backup_before(p, app, names, directory, on_progress=progress)
+        if not quiet:
+            for r in results:
+                render.ok(f"{r.app}/{r.store}: backed up to {r.file}")
 
 
 @contextmanager

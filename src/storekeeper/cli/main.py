@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -319,6 +320,15 @@ def syncstores(
         str | None, typer.Option("--database", "-d", metavar="STORE", help="Sync only this store.")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be done and change nothing.")] = False,
+    backup: Annotated[
+        Path | None,
+        typer.Option(
+            "--backup",
+            metavar="DIR",
+            help="With --refresh: export the stores that exist into DIR first (keeping the newest backups.keep "
+            "per store); nothing is dropped if an export fails.",
+        ),
+    ] = None,
     jobs: Annotated[
         int,
         typer.Option(
@@ -344,6 +354,11 @@ def syncstores(
             yes,
         )
     p = platform()
+    if refresh and not dry_run and backup is not None:
+        from storekeeper.cli.backups import backup_first
+
+        targets = selected or sorted({s.app for s in stores.list_stores(p, check_server=False)})
+        backup_first(targets, [database] if database else None, backup, quiet=as_json)
     show_progress = not as_json and render.out.is_terminal
 
     def progress(result: stores.SyncResult) -> None:

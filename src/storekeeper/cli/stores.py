@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from storekeeper.cli import render
+from storekeeper.cli.backups import BackupOpt, backup_first
 from storekeeper.cli.common import Group, JsonOpt, YesOpt, confirm, platform
 
 stores_cli = typer.Typer(cls=Group, help="List stores; create and drop dynamic stores.", no_args_is_help=True)
@@ -103,6 +104,7 @@ def create(
 def drop(
     app: Annotated[str, typer.Argument(help="App package.")],
     name: Annotated[str, typer.Argument(help="Store name.")],
+    backup: BackupOpt = None,
     yes: YesOpt = False,
 ) -> None:
     """Drop a store's database (idempotent); a dynamic store is forgotten too."""
@@ -110,6 +112,7 @@ def drop(
 
     p = platform()
     confirm(f'Drop store "{name}" of app "{app}" and all its data', yes)
+    backup_first([app], [name], backup, quiet=False)
     stores.drop_store(p, app, name)
     render.ok(f"{app}/{name} dropped")
 

@@ -322,22 +322,77 @@ def export_app(
     platform: Platform, package: str, directory: Path, *, on_progress: dumps.Progress | None = None
 ) -> list[ExportResult]:
     """Export every existing store of an app into ``directory`` (one file each, named by store and time)."""
-    directory = Path(directory).absolute()
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory = _backup_dir(directory)
     with platform.session() as session:
         app = records.load_app(session, package)
         names = [s.name for s in app.settings if s.kind == DATABASE and s.service_id is not None and not s.orphaned]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return _export_existing(platform, package, names, directory, on_progress=on_progress)
+
+
+def _backup_dir(directory: Path) -> Path:
+    """Make a backups directory (0700) if needed; refuse a path that is something else."""
+    directory = Path(directory).absolute()
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"{directory} exists and is not a directory.", hint="choose a directory for the backups")
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return directory
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def _export_existing(
+    platform: Platform,
+    package: str,
+    names: list[str],
+    directory: Path,
+    *,
+    skip_missing: bool = False,
+    on_progress: dumps.Progress | None = None,
+) -> list[ExportResult]:
     results = []
     for name in names:
         target, state = _store(platform, package, name)
         if state == ABSENT:
             continue
-        results.append(
-            export_store(
-                platform, package, name, directory / f"{target.database}-{stamp}{dumps.SUFFIX}", on_progress=on_progress
-            )
-        )
+        file = directory / f"{target.database}-{_stamp()}{dumps.SUFFIX}"
+        try:
+            results.append(export_store(platform, package, name, file, on_progress=on_progress))
+        except StoreError as err:
+            if skip_missing and err.status == 404:  # nothing on the server to lose
+                continue
+            raise
+    return results
+
+
+def backup_before(
+    platform: Platform,
+    package: str,
+    names: list[str] | None,
+    directory: Path,
+    *,
+    keep: int | None = None,
+    on_progress: dumps.Progress | None = None,
+) -> list[ExportResult]:
+    """Export an app's stores (``names``, or all) that exist, before a refresh or drop destroys them.
+
+    Each goes to ``directory/<database>-<UTC time>.skbackup``; afterwards only the newest
+    ``keep`` files of each store (default: the ``backups.keep`` setting) stay there. Raises
+    when an export fails, so the caller destroys nothing that was not backed up.
+    """
+    directory = _backup_dir(directory)
+    keep = keep if keep is not None else platform.config.backups_keep
+    if names is None:
+        with platform.session() as session:
+            app = records.load_app(session, package)
+            names = [s.name for s in app.settings if s.kind == DATABASE and s.service_id is not None]
+    results = _export_existing(platform, package, names, directory, skip_missing=True, on_progress=on_progress)
+    for result in results:
+        database = database_name(result.app, result.store)
+        old = sorted(directory.glob(f"{database}-*{dumps.SUFFIX}"), key=lambda p: p.name, reverse=True)[keep:]
+        for path in old:
+            path.unlink(missing_ok=True)
     return results
 
 
