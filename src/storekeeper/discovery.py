@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storekeeper import audit
-from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting
+from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting, UnmanagedSetting
 from storekeeper.backends.names import check_package, database_name
 from storekeeper.declaration import AppClass, AppDeclaration
 from storekeeper.errors import AppError, StorekeeperError
@@ -171,6 +171,27 @@ def declared_settings(
         seen.add(item.name)
         if isinstance(item, PersistentStoreDatabaseSetting):
             database_name(package, item.name)
+    return declared
+
+
+def unmanaged_settings(app_cls: AppClass) -> list[UnmanagedSetting]:
+    """Return the settings an app declares that storekeeper does not manage (shown, never acted on)."""
+    package = app_cls.package
+    try:
+        declared = list(app_cls().unmanaged_settings() or ())
+    except Exception as err:
+        raise AppError(
+            f'App "{package}": unmanaged_settings() raised {type(err).__name__}: {err}',
+            hint="fix the app's setting declarations (e.g. its custom_settings() method)",
+            app=package,
+        ) from err
+    for item in declared:
+        if not isinstance(item, UnmanagedSetting):
+            raise AppError(
+                f'App "{package}": unmanaged_settings() returned {item!r}, which is not an UnmanagedSetting.',
+                hint="return storekeeper.app_settings.UnmanagedSetting objects",
+                app=package,
+            )
     return declared
 
 

@@ -26,6 +26,9 @@ SETTING_COLUMNS = [
     ("orphaned", "Orphaned"),
 ]
 
+#: Settings an app declares that storekeeper does not manage (e.g. a Tethys app's custom settings).
+UNMANAGED_COLUMNS = [("kind", "Kind"), ("name", "Setting"), ("description", "Description")]
+
 
 @apps_cli.command("list")
 def list_(as_json: JsonOpt = False) -> None:
@@ -75,6 +78,14 @@ def show(app: AppArg, as_json: JsonOpt = False) -> None:
         title=f"App {info.package}",
     )
     render.table([s.to_dict() for s in info.settings], SETTING_COLUMNS, empty="No persistent store settings.")
+    if info.unmanaged_settings:
+        from storekeeper.app_settings import UNMANAGED_NOTE
+
+        render.table(
+            [render.escaped(u.__dict__) for u in info.unmanaged_settings],
+            UNMANAGED_COLUMNS,
+            title=f"Other settings ({UNMANAGED_NOTE})",
+        )
     for s in info.settings:
         if s.problem:
             render.warn(f"{info.package}/{s.name}: {s.problem}")

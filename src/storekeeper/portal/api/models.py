@@ -187,6 +187,15 @@ class SettingOut(_Out):
     problem: str | None = Field(None, description="Why the store is not ready, and the command that fixes it.")
 
 
+class UnmanagedSettingOut(BaseModel):
+    """A setting the app declares that storekeeper does not manage (e.g. a Tethys app's custom setting)."""
+
+    kind: str = Field(description="The setting's class, e.g. CustomSetting.")
+    name: str
+    description: str
+    note: str = Field(description='Always "declared, not managed by storekeeper".')
+
+
 class AppOut(BaseModel):
     """An app, its settings, and whether it is configured (required settings assigned) and ready (stores initialized)."""
 
@@ -197,6 +206,10 @@ class AppOut(BaseModel):
     configured: bool
     ready: bool
     settings: list[SettingOut]
+    unmanaged_settings: list[UnmanagedSettingOut] = Field(
+        default_factory=list,
+        description="Settings the app declares that storekeeper shows but does not manage: no service, no value.",
+    )
 
     @classmethod
     def of(cls, info: apps.AppInfo) -> AppOut:
