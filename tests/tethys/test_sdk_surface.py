@@ -278,3 +278,30 @@ def test_tethys_test_case_calls_set_up_and_tear_down_and_refuses_django_helpers(
     assert result.wasSuccessful(), result.failures + result.errors
     assert calls == ["set_up", "test", "tear_down"]
     assert issubclass(TethysTestCase, unittest.TestCase)
+
+
+def test_the_test_store_helpers_refuse_an_app_class_without_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tethys_sdk.base import TethysAppBase
+    from tethys_sdk.testing import TethysTestCase
+
+    class Loose(TethysAppBase):
+        name = "Loose"
+
+    monkeypatch.setenv("STOREKEEPER_TESTING", "1")
+    with pytest.raises(ValueError, match="app class Loose has no package"):
+        TethysTestCase.create_test_persistent_stores_for_app(Loose)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"kind": "CustomSetting", "name": 7}, TypeError),
+        ({"kind": None, "name": "max_dams"}, TypeError),
+        ({"kind": "CustomSetting", "name": "max_dams", "description": b"x"}, TypeError),
+        ({"kind": "", "name": "max_dams"}, ValueError),
+        ({"kind": "CustomSetting", "name": ""}, ValueError),
+    ],
+)
+def test_an_unmanaged_setting_is_text_only(kwargs: dict[str, object], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        UnmanagedSetting(**kwargs)  # type: ignore[arg-type]
