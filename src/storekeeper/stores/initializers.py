@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 
 from storekeeper import discovery
 from storekeeper.backends import PostgresBackend
@@ -139,16 +140,39 @@ def initializer_lock(path: str) -> threading.RLock:
         return _module_locks.setdefault(module, threading.RLock())  # re-entrant: an initializer may create a store
 
 
-def run_initializer(backend: PostgresBackend, target: Target, first_time: bool) -> None:
-    """Run a store's initializer on its database; its exceptions propagate unchanged."""
+def login_refused(err: BaseException) -> bool:
+    """True when a connection failed because the server refused the password."""
+    orig = getattr(err, "orig", err)
+    return getattr(orig, "sqlstate", None) == "28P01" or "password authentication failed" in str(orig)
+
+
+def run_initializer(
+    backend: PostgresBackend,
+    target: Target,
+    first_time: bool,
+    *,
+    on_login_refused: Callable[[], None] | None = None,
+) -> None:
+    """Run a store's initializer on its database; its exceptions propagate unchanged.
+
+    ``on_login_refused`` repairs the store role's password when the server refuses it;
+    the login is then tried once more.
+    """
     func = import_initializer(target)
     # One pooled connection, opened (and the dialect initialized) before waiting for the
     # module's lock; it is closed with the engine when the initializer is done.
     # As the store's own role when it has one: every object the initializer makes is the role's.
     engine = create_engine(backend.url(target.database, login=target.login), pool_size=1, max_overflow=4)
     try:
-        with engine.connect():
-            pass
+        try:
+            with engine.connect():
+                pass
+        except OperationalError as err:
+            if on_login_refused is None or not login_refused(err):
+                raise
+            on_login_refused()
+            with engine.connect():
+                pass
         with initializer_lock(target.initializer):
             func(engine, first_time)
     finally:
