@@ -149,3 +149,22 @@ def test_the_apps_tests_outside_storekeeper_test_fail_with_the_command_to_use(
     assert "storekeeper test APP" in output
     assert tethys_copies(admin_conn) == []
     assert rows(pg_admin_url, "dam_inventory_primary_db", "SELECT count(*) FROM dams") == [(2,)]
+
+
+def test_the_apps_tests_run_under_plain_unittest_in_testing_mode_and_leave_no_copy(
+    both_synced: None, sk_home: Path, admin_conn: psycopg.Connection[Any], pg_admin_url: str
+) -> None:
+    """``python -m unittest`` with STOREKEEPER_TESTING=1: no pytest plugin, yet copies and spares are gone at exit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "STOREKEEPER_TESTING"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "unittest", "-v", "tethysapp.dam_inventory.tests.test_dam_inventory"],
+        capture_output=True,
+        text=True,
+        env={**env, "STOREKEEPER_HOME": str(sk_home), "STOREKEEPER_TESTING": "1"},
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert f"Ran {len(DAM_TESTS)} tests" in output and "\nOK" in output, output
+    assert [n for n in tethys_copies(admin_conn) if not n.startswith("tpl_")] == []
+    assert rows(pg_admin_url, "dam_inventory_primary_db", "SELECT count(*) FROM dams") == [(2,)]
