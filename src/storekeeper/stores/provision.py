@@ -87,8 +87,8 @@ def decide(target: Target, marker: pg.Marker, state: str, *, refresh: bool, ours
         )
     if marker.invalid or state == DROPPING or refresh:
         return RECREATE  # an interrupted drop is finished before anything else
-    if marker.state == pg.INITIALIZED or (not marker.storekeepers and state == INITIALIZED):
-        return KEEP
+    if marker.state in (pg.INITIALIZED, pg.ADOPTING) or (not marker.storekeepers and state == INITIALIZED):
+        return KEEP  # (an adoption cut short is finished: its data is never dropped by a plain sync)
     # Created but never initialized (a crash or an initializer that raised):
     # start again from empty so a first-time run never sees half-written data.
     return RECREATE
@@ -165,12 +165,16 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
             if not marker.storekeepers or marker.owner is None or marker.installation is None:
                 # Ours but unmarked (a crash), or marked before owners or installation ids: mark it as ours.
                 backend.set_marker(conn, target.database, marker.state or pg.INITIALIZED, target.owner)
-            if target.role is not None and backend.database_owner(conn, target.database) != target.role:
-                # Made before stores had roles (or by a service that could not create them): hand it over.
+            adopting = marker.state == pg.ADOPTING
+            if adopting:
+                action = "adopted (finished an adoption that was cut short)"
+            if target.role is not None and (adopting or backend.database_owner(conn, target.database) != target.role):
+                # Made before stores had roles (or by a service that could not create them), or an
+                # adoption was cut short (some objects may not have moved yet): hand it over.
                 engines.invalidate(target.app, target.name)
                 backend.adopt(conn, target.database, target.role)
                 records.bump(platform, target.setting_id)
-            if state != INITIALIZED:
+            if state != INITIALIZED and not adopting:  # an adoption is recorded only after its marker
                 records.set_state(platform, target.setting_id, state=INITIALIZED, initialized_at=utcnow())
         if target.spatial and exists:  # a new spatial store got PostGIS as it was made
             try:
