@@ -12,7 +12,6 @@ import os
 import subprocess
 import time
 
-import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy import text
@@ -21,6 +20,7 @@ from storekeeper import apps
 from tests.cli.helpers import as_json, fails, ok, process_fails, process_ok
 from tests.conftest import TEST_INSTALLATION, storekeeper_exe
 from tests.pg_server import require_postgis
+from tests.tethys_dbs import comment, connect, make_tethys_db, one, owner
 
 APP = "my_first_app"
 EXAMPLE, SPATIAL = f"{APP}_example_db", f"{APP}_spatial_db"
@@ -37,57 +37,8 @@ def tethys_app(platform, my_first_app, admin_conn):
     return my_first_app
 
 
-def _connect(pg, database, **kw):
-    return psycopg.connect(
-        host=pg.host,
-        port=pg.port,
-        user=kw.get("user", pg.user),
-        password=kw.get("password", pg.password),
-        dbname=database,
-        autocommit=True,
-    )
-
-
-def make_tethys_db(admin_conn, pg, database, *, spatial=False, tables=True):
-    """Create a database as Tethys does: as the superuser, no comment; its tables as the app's initializer made them."""
-    admin_conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    with _connect(pg, database) as conn:
-        if spatial:
-            conn.execute("CREATE EXTENSION postgis")
-        if not tables:
-            return
-        conn.execute("CREATE TABLE init_log (id serial PRIMARY KEY, first_time boolean)")
-        conn.execute("INSERT INTO init_log (first_time) VALUES (true)")
-        if spatial:
-            conn.execute("CREATE TABLE places (id serial PRIMARY KEY, name varchar(100), geom geometry(POINT, 4326))")
-            conn.execute("INSERT INTO places (name, geom) VALUES ('Provo', 'SRID=4326;POINT(-111.6585 40.2338)')")
-        else:
-            conn.execute(
-                "CREATE TABLE stream_gages (id serial PRIMARY KEY, latitude float8, longitude float8, value integer)"
-            )
-            conn.execute(
-                "INSERT INTO stream_gages (latitude, longitude, value) VALUES (40.2381, -111.6958, 1), "
-                "(40.2387, -111.7101, 2), (40.25, -111.7, 3)"
-            )
-
-
-def _one(conn, query, *args):
-    row = conn.execute(query, args).fetchone()
-    return row[0] if row else None
-
-
-def comment(admin_conn, database):
-    return _one(
-        admin_conn, "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", database
-    )
-
-
-def owner(admin_conn, database):
-    return _one(admin_conn, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", database)
-
-
 def table_owners(pg, database):
-    with _connect(pg, database) as conn:
+    with connect(pg, database) as conn:
         rows = conn.execute(
             "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S') AND c.relname <> 'spatial_ref_sys'"
@@ -145,11 +96,11 @@ def test_adopt_takes_over_tethys_databases_in_place_and_a_sync_keeps_the_data(
     synced = json.loads(process_ok(run_cli("syncstores", APP, "--database", "example_db", "--json")).stdout)
     assert [(r["action"], r["first_time"]) for r in synced["results"]] == [("initializer ran", False)]
     process_ok(run_cli("syncstores", APP, "--database", "spatial_db"))
-    with _connect(pg, EXAMPLE) as conn:
-        assert _one(conn, "SELECT count(*) FROM stream_gages") == 4
+    with connect(pg, EXAMPLE) as conn:
+        assert one(conn, "SELECT count(*) FROM stream_gages") == 4
         assert conn.execute("SELECT first_time FROM init_log ORDER BY id").fetchall() == [(True,), (False,)]
-    with _connect(pg, SPATIAL) as conn:
-        assert _one(conn, "SELECT count(*) FROM places") == 2
+    with connect(pg, SPATIAL) as conn:
+        assert one(conn, "SELECT count(*) FROM places") == 2
         assert conn.execute("SELECT first_time FROM init_log ORDER BY id").fetchall() == [(True,), (False,)]
 
 
@@ -165,7 +116,7 @@ def test_dry_run_says_what_would_happen_and_changes_nothing(tethys_app, invoke, 
     assert comment(admin_conn, EXAMPLE) is None
     assert owner(admin_conn, EXAMPLE) == pg.user
     assert set(table_owners(pg, EXAMPLE).values()) == {pg.user}
-    assert _one(admin_conn, "SELECT count(*) FROM pg_roles WHERE rolname = %s", EXAMPLE) == 0
+    assert one(admin_conn, "SELECT count(*) FROM pg_roles WHERE rolname = %s", EXAMPLE) == 0
     assert store_state(invoke, "example_db")["state"] == "absent"
     assert audit_actions(invoke) == before
 
@@ -255,7 +206,7 @@ def test_an_app_that_is_not_installed_is_refused(platform, service, run_cli):
 )
 def test_hostile_names_are_refused_before_any_sql(tethys_app, run_cli, args, admin_conn):
     process_fails(run_cli(*args))
-    assert _one(admin_conn, "SELECT count(*) FROM pg_database WHERE datname = 'postgres'") == 1
+    assert one(admin_conn, "SELECT count(*) FROM pg_database WHERE datname = 'postgres'") == 1
 
 
 def test_an_empty_database_is_refused_with_the_way_to_make_it_afresh(tethys_app, invoke, admin_conn, pg):
@@ -277,7 +228,7 @@ def test_tables_owned_by_another_role_are_refused_with_the_fix(tethys_app, invok
     admin_conn.execute("DROP ROLE IF EXISTS adopt_test_other")
     admin_conn.execute("CREATE ROLE adopt_test_other")
     try:
-        with _connect(pg, EXAMPLE) as conn:
+        with connect(pg, EXAMPLE) as conn:
             conn.execute("ALTER TABLE stream_gages OWNER TO adopt_test_other")
         fails(
             invoke(f"apps adopt {APP} --database example_db --yes"),
@@ -306,7 +257,7 @@ def test_one_refusal_does_not_stop_the_other_stores(tethys_app, invoke, admin_co
 def _kill_when(pg, proc, pattern, timeout=60):
     """SIGKILL ``proc`` once one of its backends waits on a lock running a statement like ``pattern``."""
     deadline = time.monotonic() + timeout
-    with _connect(pg, "postgres") as watch:
+    with connect(pg, "postgres") as watch:
         while time.monotonic() < deadline and proc.poll() is None:
             pids = [
                 r[0]
@@ -332,7 +283,7 @@ def test_a_kill_9_mid_adoption_is_finished_by_the_next_adopt_or_sync(
     tethys_app, sk_home, run_cli, invoke, admin_conn, pg, point, next_command
 ):
     make_tethys_db(admin_conn, pg, EXAMPLE)
-    holder = _connect(pg, EXAMPLE if point == "moving tables" else "postgres")
+    holder = connect(pg, EXAMPLE if point == "moving tables" else "postgres")
     holder.execute("BEGIN")
     if point == "moving tables":  # the database and role are handed over; the tables wait
         holder.execute("LOCK TABLE init_log, stream_gages IN ACCESS EXCLUSIVE MODE")
@@ -355,8 +306,8 @@ def test_a_kill_9_mid_adoption_is_finished_by_the_next_adopt_or_sync(
     # Killed: never listed ready, never recreated, no row lost.
     listed = store_state(invoke, "example_db")
     assert listed["ready"] is not True and listed["initialized"] is False
-    with _connect(pg, EXAMPLE) as conn:
-        assert _one(conn, "SELECT count(*) FROM stream_gages") == 3
+    with connect(pg, EXAMPLE) as conn:
+        assert one(conn, "SELECT count(*) FROM stream_gages") == 3
     if point == "moving tables":
         assert comment(admin_conn, EXAMPLE) == f"storekeeper:adopting {APP}/example_db installation={TEST_INSTALLATION}"
         assert owner(admin_conn, EXAMPLE) == EXAMPLE
@@ -374,5 +325,5 @@ def test_a_kill_9_mid_adoption_is_finished_by_the_next_adopt_or_sync(
     assert owner(admin_conn, EXAMPLE) == EXAMPLE
     assert set(table_owners(pg, EXAMPLE).values()) == {EXAMPLE}
     assert store_state(invoke, "example_db")["ready"] is True
-    with _connect(pg, EXAMPLE) as conn:
-        assert _one(conn, "SELECT count(*) FROM stream_gages") == 3
+    with connect(pg, EXAMPLE) as conn:
+        assert one(conn, "SELECT count(*) FROM stream_gages") == 3

@@ -185,7 +185,7 @@ def _adopt(platform: Platform, backend: pg.PostgresBackend, conn: Any, target: T
     if not marker.exists:
         raise refuse(
             f"there is no database {db}.",
-            f"check the app and setting (the database is named APP_SETTING, as Tethys names it); or let storekeeper "
+            f"check the app and setting (the database is named APP_SETTING, as Tethys names it); or have a sync "
             f"make it empty: storekeeper syncstores {target.app} --database {target.name}",
         )
     target.check_owner(marker)  # another installation's, or another store's: never adopted
@@ -196,7 +196,7 @@ def _adopt(platform: Platform, backend: pg.PostgresBackend, conn: Any, target: T
         )
     if marker.storekeepers and marker.state not in (pg.INITIALIZED, pg.ADOPTING):
         raise refuse(
-            f"storekeeper made it (marker {marker.state!r}) and never initialized it; there is nothing to adopt.",
+            f"a storekeeper sync made it (marker {marker.state!r}) and never initialized it; there is nothing to adopt.",
             f"storekeeper syncstores {target.app} --database {target.name}",
         )
     role = db if backend.can_create_roles(conn) else None
@@ -230,8 +230,8 @@ def _adopt(platform: Platform, backend: pg.PostgresBackend, conn: Any, target: T
     if not survey.tables and marker.state is None:
         raise refuse(
             "it has no tables, so there is no data to keep (its initializer never ran, or failed).",
-            f"drop it on the server (DROP DATABASE {quoted}), then let storekeeper make it and run the initializer "
-            f"with first_time=True: storekeeper syncstores {target.app} --database {target.name}",
+            f"drop it on the server (DROP DATABASE {quoted}), then have a sync make it and run the "
+            f"initializer with first_time=True: storekeeper syncstores {target.app} --database {target.name}",
         )
     if target.spatial and survey.postgis is None:
         raise refuse(
