@@ -315,7 +315,11 @@ def test_a_kill_9_mid_adoption_is_finished_by_the_next_adopt_or_sync(
     if next_command == "adopt":
         process_ok(run_cli("apps", "adopt", APP, "--database", "example_db", "--yes"))
     elif point == "marker":  # nothing was taken over: a sync still refuses a database it did not make
-        process_fails(run_cli("syncstores", APP, "--database", "example_db"), "was not created by storekeeper")
+        process_fails(
+            run_cli("syncstores", APP, "--database", "example_db"),
+            "was not created by storekeeper",
+            f"storekeeper apps adopt {APP} --database example_db",  # the way to take it over
+        )
         process_ok(run_cli("apps", "adopt", APP, "--database", "example_db", "--yes"))
     else:
         synced = json.loads(process_ok(run_cli("syncstores", APP, "--database", "example_db", "--json")).stdout)

@@ -60,8 +60,8 @@ def decide(target: Target, marker: pg.Marker, state: str, *, refresh: bool, ours
     The one place the rules live: the sync and its dry run both ask here.
     ``ours`` says an unmarked database is provably this store's (see
     :func:`unmarked_but_ours`). Raises when the database exists but this
-    installation did not make it for this store: it is never adopted,
-    initialized, changed or dropped.
+    installation did not make it for this store: a sync never takes it over,
+    initializes, changes or drops it (``storekeeper apps adopt`` takes over an unmarked one).
     """
     if not marker.exists:
         return CREATE
@@ -69,8 +69,10 @@ def decide(target: Target, marker: pg.Marker, state: str, *, refresh: bool, ours
     if not marker.storekeepers and not ours:
         raise StoreError(
             f"{target.what} already exists on {target.spec.where} but was not created by storekeeper; "
-            "it never adopts, changes or drops a database it did not make.",
-            hint=f"use another store name, or (if nobody needs it) drop that database on the server yourself: "
+            "it changes or drops no database it did not make, and takes one over only when told to.",
+            hint=f"if it holds this app's data (a Tethys portal made it): storekeeper apps adopt {target.app} "
+            f"--database {target.name}; otherwise use another store name, or (if nobody needs it) drop that "
+            "database on the server yourself: "
             f"DROP DATABASE {sql.Identifier(target.database).as_string(None)}; then: "
             f"storekeeper syncstores {target.app} --database {target.name}",
             app=target.app,
