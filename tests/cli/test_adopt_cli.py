@@ -17,7 +17,7 @@ from psycopg import sql
 from sqlalchemy import text
 
 from storekeeper import apps
-from tests.cli.helpers import as_json, fails, ok, process_fails, process_ok
+from tests.cli.helpers import as_json, fails, ok, process_fails, process_ok, run_in_terminal
 from tests.conftest import TEST_INSTALLATION, storekeeper_exe
 from tests.pg_server import require_postgis
 from tests.tethys_dbs import comment, connect, make_tethys_db, one, owner
@@ -146,6 +146,22 @@ def test_without_a_terminal_it_needs_yes_and_changes_nothing(tethys_app, run_cli
     assert "would adopt" in proc.stdout  # what it would have done, checked before asking
     assert comment(admin_conn, EXAMPLE) is None
     assert owner(admin_conn, EXAMPLE) == pg.user
+
+
+def test_on_a_terminal_it_shows_what_it_would_do_and_asks_first(tethys_app, sk_home, admin_conn, pg):
+    make_tethys_db(admin_conn, pg, EXAMPLE)
+    env = {**os.environ, "STOREKEEPER_HOME": str(sk_home), "COLUMNS": "200"}
+    args = ["apps", "adopt", APP, "--database", "example_db"]
+
+    code, screen = run_in_terminal(args, "n", env)
+    assert code == 1, screen
+    assert "would adopt" in screen and "Continue?" in screen
+    assert comment(admin_conn, EXAMPLE) is None
+
+    code, screen = run_in_terminal(args, "y", env)
+    assert code == 0, screen
+    assert "adopted (database my_first_app_example_db on local)" in screen
+    assert owner(admin_conn, EXAMPLE) == EXAMPLE
 
 
 def test_a_postgis_database_of_a_plain_setting_is_adopted_with_a_note(
@@ -331,3 +347,46 @@ def test_a_kill_9_mid_adoption_is_finished_by_the_next_adopt_or_sync(
     assert store_state(invoke, "example_db")["ready"] is True
     with connect(pg, EXAMPLE) as conn:
         assert one(conn, "SELECT count(*) FROM stream_gages") == 3
+
+
+# -- a service user that is not a superuser ---------------------------------------------------
+
+
+def test_a_createrole_user_that_owns_the_database_adopts_it_and_a_stranger_is_refused(
+    platform, tethys_app, invoke, admin_conn, pg, pg_admin_url
+):
+    from tests.core.conftest import drop_service_user, make_service_user
+
+    owner_user, stranger = "adopt_tethys_owner", "adopt_tethys_stranger"
+    make_service_user(platform, pg_admin_url, "tethys", owner_user, "owner-pw-1", "LOGIN CREATEDB CREATEROLE")
+    make_service_user(platform, pg_admin_url, "stranger", stranger, "stranger-pw-1", "LOGIN CREATEDB CREATEROLE")
+    try:
+        # Tethys's service user made the database and its tables, as Tethys does.
+        with connect(pg, "postgres", user=owner_user, password="owner-pw-1") as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EXAMPLE)))
+        with connect(pg, EXAMPLE, user=owner_user, password="owner-pw-1") as conn:
+            conn.execute("CREATE TABLE stream_gages (id serial PRIMARY KEY, value integer)")
+            conn.execute("INSERT INTO stream_gages (value) VALUES (1), (2)")
+
+        apps.assign_service(platform, APP, "example_db", "stranger")
+        fails(
+            invoke(f"apps adopt {APP} --database example_db --yes"),
+            f'owned by "{owner_user}"',
+            "may not hand the database over",
+            f'GRANT "{owner_user}" TO "{stranger}"',
+        )
+        assert comment(admin_conn, EXAMPLE) is None
+
+        apps.assign_service(platform, APP, "example_db", "tethys")
+        ok(invoke(f"apps adopt {APP} --database example_db --yes"))
+        assert owner(admin_conn, EXAMPLE) == EXAMPLE
+        assert set(table_owners(pg, EXAMPLE).values()) == {EXAMPLE}
+        with tethys_app.get_persistent_store_database("example_db").begin() as conn:
+            conn.execute(text("INSERT INTO stream_gages (value) VALUES (3)"))
+            assert conn.execute(text("SELECT count(*) FROM stream_gages")).scalar() == 3
+    finally:
+        from storekeeper import engines
+
+        engines.clear()
+        drop_service_user(admin_conn, stranger)
+        drop_service_user(admin_conn, owner_user)
