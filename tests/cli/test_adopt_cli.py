@@ -390,3 +390,20 @@ def test_a_createrole_user_that_owns_the_database_adopts_it_and_a_stranger_is_re
         engines.clear()
         drop_service_user(admin_conn, stranger)
         drop_service_user(admin_conn, owner_user)
+
+
+def test_a_store_the_app_created_at_run_time_in_tethys_is_adopted_once_it_is_recorded(
+    tethys_app, invoke, admin_conn, pg
+):
+    scratch = f"{APP}_scratch"
+    make_tethys_db(admin_conn, pg, scratch)
+    # Creating it again through storekeeper records the dynamic store, refuses the database, and names adoption.
+    err = fails(invoke(f"stores create {APP} scratch -c primary"), "was not created by storekeeper")
+    assert f"storekeeper apps adopt {APP} --database scratch" in err
+
+    done = as_json(invoke(f"apps adopt {APP} --database scratch --yes --json"))
+    assert [r["action"] for r in done["results"]] == ["adopted"]
+    ok(invoke(f"stores create {APP} scratch -c primary"))
+    assert owner(admin_conn, scratch) == scratch
+    with connect(pg, scratch) as conn:
+        assert one(conn, "SELECT count(*) FROM stream_gages") == 3

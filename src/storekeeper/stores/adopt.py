@@ -159,8 +159,8 @@ def adopt_one(platform: Platform, target: Target, *, dry_run: bool = False) -> A
             audit.record_now(platform, "store.adopt", target.owner, "error", err.message)
         return _failure(target.app, target.name, target.database, target.spec.name, err)
     if not dry_run:
-        detail = f"{result.action}: {len(result.tables)} table(s)"
-        if result.role:
+        detail = result.action if result.action == ALREADY else f"{result.action}: {len(result.tables)} table(s)"
+        if result.role and result.action != ALREADY:
             detail += f"; role {result.role} owns the database and {result.objects} object(s) moved to it"
         audit.record_now(platform, "store.adopt", target.owner, "ok", detail)
     return AdoptResult(**{**result.to_dict(), "seconds": time.perf_counter() - started})
