@@ -25,6 +25,7 @@ PostGIS; a non-spatial setting's database with PostGIS is adopted, with a note.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -154,9 +155,23 @@ def adopt_one(platform: Platform, target: Target, *, dry_run: bool = False) -> A
         else:
             with backend.store_lock(target.database) as conn:
                 result = _adopt(platform, backend, conn, target, dry_run=False)
-    except StorekeeperError as err:
+    except Exception as exc:
+        # One store's failure, whatever it is (a dropped connection too), never stops the others;
+        # whatever was done is finished by running the adoption (or a sync) again.
+        err = (
+            exc
+            if isinstance(exc, StorekeeperError)
+            else StoreError(
+                f"Adopting {target.what} failed: {type(exc).__name__}: {pg.first_line(exc)}",
+                hint=f"storekeeper services test {target.spec.name}; then: "
+                f"storekeeper apps adopt {target.app} --database {target.name}",
+                app=target.app,
+                setting=target.name,
+            )
+        )
         if not dry_run:
-            audit.record_now(platform, "store.adopt", target.owner, "error", err.message)
+            with contextlib.suppress(Exception):
+                audit.record_now(platform, "store.adopt", target.owner, "error", err.message)
         return _failure(target.app, target.name, target.database, target.spec.name, err)
     if not dry_run:
         detail = result.action if result.action == ALREADY else f"{result.action}: {len(result.tables)} table(s)"
