@@ -21,8 +21,9 @@ Figures (see BENCHMARKS.md for what each one means):
 4. ``refresh``     ``sync_stores(platform, ["bench_app"], refresh=True)`` (10 stores)
                    beside the same work done by hand on psycopg;
 5. ``sync_process`` wall time of a ``storekeeper syncstores bench_app`` process with
-                   nothing to create, beside the time to import its dependencies, and
-                   of a ``storekeeper --help`` process.
+                   nothing to create, beside the time to import its dependencies (the
+                   floor: a process importing only the libraries it needs), and of a
+                   ``storekeeper --help`` process.
 
 Progress goes to stderr; the JSON document goes to stdout (and ``--json-out``).
 """
@@ -76,6 +77,24 @@ TARGETS = {
     # Asking the servers whether stores are ready (one query per service) on every app listing.
     "listing_server_check_ms_max": 10.0,
 }
+
+#: What a `storekeeper syncstores` process cannot avoid importing: the CLI (Typer, which validates
+#: parameters with pydantic; Rich), the configuration (pydantic-settings, YAML), the platform
+#: database and the app's models (SQLAlchemy ORM, SQLite) and the stores' driver (psycopg,
+#: SQLAlchemy's PostgreSQL dialect), and the secrets' cipher.
+FLOOR_IMPORTS = (
+    "typer",
+    "typer._adapters",
+    "rich.console",
+    "rich.table",
+    "pydantic_settings",
+    "yaml",
+    "sqlalchemy.orm",
+    "sqlalchemy.dialects.sqlite",
+    "sqlalchemy.dialects.postgresql",
+    "psycopg",
+    "cryptography.fernet",
+)
 
 #: How much work each figure does, full and --quick.
 PLANS = {
@@ -572,6 +591,10 @@ def bench_sync_process(platform: Any, home: Path, plan: dict[str, int]) -> dict[
     help_s, help_runs, _ = median_run([exe, "--help"], env, repeats)
     import_s, _, import_cpu_s = median_run([sys.executable, "-c", "import storekeeper.cli.main"], env, repeats)
     startup_s, _, _ = median_run([sys.executable, "-c", "pass"], env, repeats)
+    # The floor no change to storekeeper can go below: Python plus the libraries the command needs.
+    floor_cmd = [sys.executable, "-c", f"import {', '.join(FLOOR_IMPORTS)}"]
+    timed_run(floor_cmd, env)  # warm-up: bytecode into the private cache
+    floor_s, _, _ = median_run(floor_cmd, env, repeats)
     _, proc = timed_run([sys.executable, "-X", "importtime", "-c", "import storekeeper.cli.main"], env)
     cli_imports = parse_importtime(proc.stderr)
     # Every import the real process does, including the lazy ones made while syncing.
@@ -595,6 +618,9 @@ def bench_sync_process(platform: Any, home: Path, plan: dict[str, int]) -> dict[
         "help_process_s": round(help_s, 3),
         "help_process_runs_s": [round(t, 3) for t in help_runs],
         "python_startup_s": round(startup_s, 3),
+        "dependency_floor_s": round(floor_s, 3),
+        "dependency_floor_imports": list(FLOOR_IMPORTS),
+        "sync_process_over_floor_s": round(sync_s - floor_s, 3),
         "import_cli_main_wall_s": round(import_s, 3),
         "import_cli_main_cpu_s": round(import_cpu_s, 3),
         "import_cli_main_importtime_ms": cli_imports["total_ms"],

@@ -1,17 +1,26 @@
-"""Find installed apps (entry point group ``storekeeper.apps``) and record them.
+"""Find installed apps and record them.
 
-Discovery runs whenever a command or the app API needs apps; an installed app
-appears with no extra step. An app that is no longer installed, or a setting
+An app is found two ways: an entry point in the group ``storekeeper.apps``, or
+(the way Tethys finds its apps) a package in the ``tethysapp`` namespace whose
+``app.py`` defines an app class; an app found both ways is one app, loaded
+through its entry point. Discovery runs whenever a command or the app API
+needs apps; an installed app appears with no extra step. An app that is no longer installed, or a setting
 no longer declared, is kept and shown as orphaned; its stores are left alone
 until ``storekeeper apps remove APP``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import pkgutil
+import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import TypeGuard
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +36,10 @@ from storekeeper.platform.models import CONNECTION, DATABASE, App, Setting
 from storekeeper.retry import retry
 
 ENTRY_POINT_GROUP = "storekeeper.apps"
+#: Namespace packages whose subpackages are apps when they hold an ``app.py`` (Tethys's layout).
+NAMESPACES: tuple[str, ...] = ("tethysapp",)
+#: The group given to the entry points discovery makes for namespace apps.
+NAMESPACE_GROUP = "storekeeper.namespace-apps"
 
 
 @dataclass(frozen=True)
@@ -43,10 +56,30 @@ _installed: tuple[dict[str, AppClass], list[AppProblem]] | None = None
 _loaded: dict[str, AppClass] = {}
 _failed: dict[str, AppProblem] = {}
 _registered: set[tuple[str, str]] = set()
+#: The app entry points (declared and namespace), found once per process (see :func:`forget`).
+_points: dict[str, EntryPoint] | None = None
 
 
 def _has_app_api(cls: type) -> bool:
     return callable(getattr(cls, "get_persistent_store_database", None))
+
+
+def _is_app_class(obj: object) -> TypeGuard[AppClass]:
+    return isinstance(obj, type) and issubclass(obj, AppDeclaration) and _has_app_api(obj)
+
+
+def _app_in_module(ep: EntryPoint, module: ModuleType) -> object:
+    """Return the one app class a namespace app's ``app.py`` defines (classes it imports do not count)."""
+    found = [obj for obj in vars(module).values() if _is_app_class(obj) and obj.__module__ == module.__name__]
+    if len(found) != 1:
+        what = "defines no" if not found else f"defines {len(found)} ({', '.join(c.__name__ for c in found)})"
+        raise AppError(
+            f'{module.__name__} {what} app class: an app in the "{ep.value.split(".")[0]}" namespace needs '
+            "exactly one subclass of TethysAppBase (tethys_sdk.base) or storekeeper.AppBase in its app.py.",
+            hint=f"fix {module.__name__}, or uninstall that package",
+            app=ep.name,
+        )
+    return found[0]
 
 
 def _load(ep: EntryPoint) -> AppClass:
@@ -58,15 +91,24 @@ def _load(ep: EntryPoint) -> AppClass:
             hint="fix the app package, or uninstall it",
             app=ep.name,
         ) from err
+    if isinstance(obj, ModuleType):  # a namespace app: the module is its app.py
+        obj = _app_in_module(ep, obj)
     # AppBase is AppDeclaration plus the app API; the core sits below the API, so it checks for both
     # parts rather than import it.
-    if not (isinstance(obj, type) and issubclass(obj, AppDeclaration) and _has_app_api(obj)):
+    if not _is_app_class(obj):
         raise AppError(
             f'App entry point "{ep.name}" ({ep.value}) is not a subclass of storekeeper.AppBase.',
             hint='point the entry point at the app class, e.g. my_first_app = "my_first_app.app:App"',
             app=ep.name,
         )
     check_package(obj.package)
+    if obj.package != ep.name and ep.group == NAMESPACE_GROUP:
+        raise AppError(
+            f'App {obj.__name__} in {ep.value} says its package is "{obj.package}", but it is installed as '
+            f'"{ep.value.rsplit(".", 1)[0]}"; they must be equal.',
+            hint=f'set package = "{ep.name}" in {ep.value.replace(".", "/")}.py',
+            app=ep.name,
+        )
     if obj.package != ep.name:
         raise AppError(
             f'App entry point "{ep.name}" loads a class whose package is "{obj.package}"; they must be equal.',
@@ -77,9 +119,41 @@ def _load(ep: EntryPoint) -> AppClass:
     return obj
 
 
+def _namespace_points() -> dict[str, EntryPoint]:
+    """Return an entry point for each package in :data:`NAMESPACES` that has an ``app.py``; import no app.
+
+    Only the namespace package itself is imported (it has no code); its directories are listed,
+    whether the apps were installed normally or in editable mode.
+    """
+    points: dict[str, EntryPoint] = {}
+    for namespace in NAMESPACES:
+        try:
+            spec = importlib.util.find_spec(namespace)
+        except (ImportError, ValueError):
+            continue
+        if spec is None or spec.submodule_search_locations is None:
+            continue
+        locations = [p for p in spec.submodule_search_locations if Path(p).is_dir()]
+        for info in pkgutil.iter_modules(locations):
+            if not info.ispkg or not info.name.isidentifier() or info.name in points:
+                continue
+            if any((Path(loc) / info.name / "app.py").is_file() for loc in locations):
+                value = f"{namespace}.{info.name}.app"
+                points[info.name] = EntryPoint(name=info.name, value=value, group=NAMESPACE_GROUP)
+    return points
+
+
 def _entry_points() -> dict[str, EntryPoint]:
-    """Return the app entry points by name, loading none of them (the last of a duplicate name wins)."""
-    return {ep.name: ep for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)}
+    """Return the app entry points by name, loading none of them; found once per process.
+
+    Declared entry points win over namespace apps of the same name (an app found both ways is
+    one app); of duplicate declared names, the last in name order wins.
+    """
+    global _points
+    if _points is None:
+        declared = {ep.name: ep for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)}
+        _points = {**_namespace_points(), **declared}
+    return _points
 
 
 def installed_names() -> list[str]:
@@ -103,10 +177,11 @@ def installed_apps(*, reload: bool = False) -> tuple[dict[str, AppClass], list[A
     This imports every installed app; a command that names its apps uses :func:`load_apps`,
     which imports only those.
     """
-    global _installed
+    global _installed, _points
     with _lock:
         if _installed is None or reload:
             if reload:
+                _points = None
                 _loaded.clear()
                 _failed.clear()
             for name, ep in _entry_points().items():
@@ -172,6 +247,35 @@ def declared_settings(
         if isinstance(item, PersistentStoreDatabaseSetting):
             database_name(package, item.name)
     return declared
+
+
+def package_root(module_name: str) -> str:
+    """Return the package a module belongs to: its top-level package, or the one inside a namespace.
+
+    ``my_first_app.model`` -> ``my_first_app``; ``tethysapp.dam_inventory.model`` ->
+    ``tethysapp.dam_inventory`` (every Tethys app shares the ``tethysapp`` namespace,
+    so it identifies none of them).
+    """
+    parts = module_name.split(".")
+    for i in range(1, len(parts)):
+        name = ".".join(parts[:i])
+        module = sys.modules.get(name)
+        if module is not None:
+            namespace = getattr(module, "__file__", None) is None and hasattr(module, "__path__")
+        else:
+            try:
+                spec = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                return name
+            namespace = spec is not None and spec.origin is None and spec.submodule_search_locations is not None
+        if not namespace:
+            return name
+    return module_name
+
+
+def app_root(app_cls: AppClass) -> str:
+    """Return the dotted name of the package an app class lives in (see :func:`package_root`)."""
+    return package_root(app_cls.__module__)
 
 
 def app_class(package: str) -> AppClass | None:
@@ -268,9 +372,10 @@ def discover(platform: Platform, packages: Sequence[str] | None = None) -> list[
 
 def forget() -> None:
     """Forget what this process discovered (tests that install or remove apps)."""
-    global _installed
+    global _installed, _points
     with _lock:
         _installed = None
+        _points = None
         _loaded.clear()
         _failed.clear()
         _registered.clear()

@@ -15,6 +15,7 @@ from tests.core.conftest import APP, EXAMPLE_DB, database_exists, setting_record
 def _only_installed(monkeypatch: pytest.MonkeyPatch, **points: str) -> None:
     eps = [EntryPoint(name=n, value=v, group=discovery.ENTRY_POINT_GROUP) for n, v in points.items()]
     monkeypatch.setattr(discovery, "entry_points", lambda group: eps)
+    monkeypatch.setattr(discovery, "NAMESPACES", ())  # no namespace (Tethys-style) apps either
     discovery.forget()
 
 

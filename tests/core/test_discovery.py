@@ -29,6 +29,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> Install:
     def set_entry_points(**points: str) -> None:
         eps = [EntryPoint(name=n, value=v, group=discovery.ENTRY_POINT_GROUP) for n, v in points.items()]
         monkeypatch.setattr(discovery, "entry_points", lambda group: [e for e in eps if e.group == group])
+        monkeypatch.setattr(discovery, "NAMESPACES", ())  # no namespace (Tethys-style) apps either
         discovery.forget()
 
     return set_entry_points

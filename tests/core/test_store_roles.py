@@ -267,3 +267,26 @@ def test_a_sync_killed_between_recording_a_role_password_and_setting_it_is_repai
     assert url.password == "recorded-but-never-set"
     with _login(url) as conn:
         assert conn.execute("SELECT count(*) FROM stream_gages").fetchone() == (2,)
+
+
+def test_a_no_op_sync_leaves_a_store_roles_password_alone_and_repairs_one_changed_by_hand(
+    platform: Platform, synced: type, admin_conn: psycopg.Connection[Any]
+) -> None:
+    def verifier() -> str:
+        row = admin_conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (EXAMPLE_DB,)).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    before = verifier()  # a SCRAM verifier has a random salt: any ALTER ROLE ... PASSWORD changes it
+    result = stores.sync_stores(platform, [APP], database="example_db")[0]
+    assert result.ok and result.action == "initializer ran"
+    assert verifier() == before
+    # Someone changes it on the server: the sync's login as the role is refused, and the sync puts it back.
+    admin_conn.execute(sql.SQL("ALTER ROLE {} PASSWORD 'changed-by-hand'").format(sql.Identifier(EXAMPLE_DB)))
+    result = stores.sync_stores(platform, [APP], database="example_db")[0]
+    assert result.ok and result.first_time is False, result.error
+    from storekeeper import engines
+
+    engines.clear()
+    with _login(synced.get_persistent_store_database("example_db", as_url=True)) as conn:
+        assert conn.execute("SELECT count(*) FROM stream_gages").fetchone() == (2,)

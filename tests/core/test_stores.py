@@ -447,6 +447,7 @@ def colliding_app(platform: Platform, my_first_app: type, monkeypatch: pytest.Mo
         EntryPoint(name="my", value="tests.core.fake_apps:ShortPackageApp", group=discovery.ENTRY_POINT_GROUP),
     ]
     monkeypatch.setattr(discovery, "entry_points", lambda group: eps)
+    monkeypatch.setattr(discovery, "NAMESPACES", ())  # no namespace (Tethys-style) apps either
     discovery.forget()
     apps.assign_service(platform, "my", "first_app_example_db", "local")
     return "my"

@@ -34,6 +34,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import os
 import secrets
 import threading
 from collections.abc import Iterable, Iterator
@@ -67,6 +68,13 @@ COORDINATION_DB = "storekeeper-coordination"
 #: (host, port, service user) -> the database this process locks in on that server.
 _coordination: dict[tuple[str, int, str], str] = {}
 _coordination_lock = threading.Lock()
+#: Idle lock connections kept for the next store_lock, per (process, host, port, user), while a
+#: :func:`reusing_lock_connections` block runs: a sync of many stores opens a few connections, not
+#: one per store. Each was reset (DISCARD ALL, which also releases its advisory locks) first.
+_idle_lock_conns: dict[tuple[int, str, int, str], list[psycopg.Connection[Any]]] = {}
+_reusers = 0
+#: At most this many idle lock connections are kept per server and user.
+IDLE_LOCK_CONNS = 4
 #: How long a sync waits for another process working on the same store.
 LOCK_TIMEOUT_MS = 10 * 60 * 1000
 #: The database spatial stores are cloned from when the service user may not create PostGIS.
@@ -469,16 +477,27 @@ class PostgresBackend:
         ).fetchone()
         return Marker.read(row)
 
-    def ensure_role(self, conn: psycopg.Connection[Any], role: str, password: str, *, owner: str, what: str) -> bool:
+    def ensure_role(
+        self,
+        conn: psycopg.Connection[Any],
+        role: str,
+        password: str,
+        *,
+        owner: str,
+        what: str,
+        set_password: bool = True,
+    ) -> bool:
         """Make a store's login role exist with ``password``; return True when it was created.
 
         A role of that name that storekeeper did not make for this store is refused.
         The service user is made a member, which PostgreSQL 15 needs before a
-        non-superuser may give the role a database.
+        non-superuser may give the role a database. ``set_password=False`` leaves an
+        existing role's password alone (the caller proves it by logging in, and sets
+        it with :meth:`set_role_password` when the login is refused): a catalog write
+        and its commit fewer for every store of a no-op sync.
         """
         marker = self.role_marker(conn, role)
         ident = sql.Identifier(role)
-        verifier = sql.Literal(scram_verifier(password))
         if self.foreign(marker):
             raise self.foreign_error(f'role "{role}"', marker, what)
         if marker.exists and (marker.state != ROLE or (marker.owner is not None and marker.owner != owner)):
@@ -492,14 +511,15 @@ class PostgresBackend:
             # One transaction: a crash never leaves a new role without its marker (roles, unlike
             # databases, are made transactionally), which every later sync would refuse.
             with conn.transaction():
-                if marker.exists:
+                if marker.exists and set_password:
+                    verifier = sql.Literal(scram_verifier(password))
                     conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(ident, verifier))
-                else:
+                elif not marker.exists:
                     conn.execute(
                         sql.SQL(
                             "CREATE ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
                             "NOBYPASSRLS PASSWORD {}"
-                        ).format(ident, verifier)
+                        ).format(ident, sql.Literal(scram_verifier(password)))
                     )
                 if not marker.exists or marker.installation is None:  # new, or made before installation ids
                     text = marker_text(ROLE, owner, self.spec.installation)
@@ -981,9 +1001,9 @@ class PostgresBackend:
         in the one database no store role can reach. The yielded connection is
         the one holding it.
         """
-        conn = self.coordination_connect()
+        conn = self._lock_connection()
+        reusable = False
         try:
-            conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{LOCK_TIMEOUT_MS}ms")))
             try:
                 conn.execute("SELECT pg_advisory_lock(%s)", (lock_key(dbname),))
             except pgerrors.LockNotAvailable:
@@ -993,8 +1013,50 @@ class PostgresBackend:
                     service=self.spec.name,
                 ) from None
             yield conn
+            reusable = True
         finally:
-            conn.close()  # closing the session releases the advisory lock
+            self._release_lock_connection(conn, reusable)
+
+    def _idle_key(self) -> tuple[int, str, int, str]:
+        return (os.getpid(), self.spec.host, self.spec.port, self.spec.username)
+
+    def _lock_connection(self) -> psycopg.Connection[Any]:
+        """Return a coordination connection with the lock timeout set: a kept idle one, or a new one."""
+        timeout = sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{LOCK_TIMEOUT_MS}ms"))
+        key = self._idle_key()
+        while True:
+            with _coordination_lock:
+                idle = _idle_lock_conns.get(key)
+                conn = idle.pop() if idle else None
+            if conn is None:
+                break
+            try:
+                conn.execute(timeout)  # also proves the kept connection still works
+                return conn
+            except psycopg.Error:
+                conn.close()  # the server restarted, or dropped us: try the next, or a new one
+        conn = self.coordination_connect()
+        try:
+            conn.execute(timeout)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _release_lock_connection(self, conn: psycopg.Connection[Any], reusable: bool) -> None:
+        """Release a store's lock: reset the session and keep it, or close it (which releases it too)."""
+        if reusable and not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            try:
+                conn.execute("DISCARD ALL")  # unlocks every advisory lock, resets settings
+            except psycopg.Error:
+                pass
+            else:
+                with _coordination_lock:
+                    idle = _idle_lock_conns.setdefault(self._idle_key(), [])
+                    if _reusers > 0 and len(idle) < IDLE_LOCK_CONNS:
+                        idle.append(conn)
+                        return
+        conn.close()
 
     def server_report(self) -> dict[str, Any]:
         """Connect and report version, privileges, PostGIS and connection headroom."""
@@ -1043,3 +1105,25 @@ class PostgresBackend:
             "superuser_reserved_connections": reserved,
             "connections_in_use": in_use,
         }
+
+
+@contextmanager
+def reusing_lock_connections() -> Iterator[None]:
+    """Keep store-lock connections open for the next store while this block runs (in any thread).
+
+    A sync wraps its work in it; when the last such block ends, the kept connections are
+    closed, so nothing stays connected after a command, a request or a test.
+    """
+    global _reusers
+    with _coordination_lock:
+        _reusers += 1
+    try:
+        yield
+    finally:
+        with _coordination_lock:
+            _reusers -= 1
+            closing = [] if _reusers else [c for conns in _idle_lock_conns.values() for c in conns]
+            if not _reusers:
+                _idle_lock_conns.clear()
+        for conn in closing:
+            conn.close()

@@ -276,6 +276,30 @@ def db_info(as_json: JsonOpt = False) -> None:
         render.table([info], [(k, k.replace("_", " ").capitalize()) for k in info])
 
 
+# -- doctor ----------------------------------------------------------------------------
+
+
+@cli.command("doctor")
+def doctor(as_json: JsonOpt = False) -> None:
+    """Check the home, the platform database, every service and every store; change nothing.
+
+    Prints one line per finding (error, warning or info) with the command that
+    fixes it, and exits 1 when any finding is an error. --json prints one
+    document: {"ok": ..., "findings": [{"level", "subject", "message", "fix"}]}.
+    """
+    from storekeeper import doctor as doctor_mod
+
+    report = doctor_mod.run()
+    if as_json:
+        render.json_out(report.to_dict())
+    else:
+        render.findings(report.findings)
+        counts = ", ".join(f"{report.count(level)} {level}(s)" for level in doctor_mod.LEVELS)
+        (render.ok if report.ok else render.warn)(f"doctor: {counts}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 # -- syncstores ------------------------------------------------------------------------
 
 

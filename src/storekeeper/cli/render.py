@@ -95,3 +95,14 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+_LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": "green"}
+
+
+def findings(items: Any) -> None:
+    """Print ``doctor`` findings, one line each: level, subject, message and the command that fixes it."""
+    for f in items:
+        style = _LEVEL_STYLE.get(f.level, "")
+        fix = f"  [bold]fix:[/bold] {_escape(f.fix)}" if f.fix else ""
+        out.print(f"[{style}]{f.level:<7}[/] {_escape(f.subject)}: {_escape(f.message)}{fix}")

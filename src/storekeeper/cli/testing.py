@@ -17,12 +17,17 @@ from storekeeper.errors import AppError, ConfigError, InputError
 
 
 def _tests_path(package: str) -> Path:
+    """Return the app's own tests: the ``tests`` directory of the package its class lives in.
+
+    For an app in a namespace package (every Tethys app is in ``tethysapp``) that is the app's
+    package inside the namespace, never the namespace, which other apps share.
+    """
     from storekeeper import discovery
 
     app_cls = discovery.app_class(package)
     if app_cls is None:
         raise AppError.not_found(package)
-    spec = importlib.util.find_spec(app_cls.__module__.split(".")[0])
+    spec = importlib.util.find_spec(discovery.app_root(app_cls))
     roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
     for root in roots:
         if (root / "tests").is_dir():

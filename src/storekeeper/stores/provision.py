@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from psycopg import sql
@@ -128,7 +129,10 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
         decision = decide(target, marker, state, refresh=refresh, ours=ours)
         exists = marker.exists
         action = "up to date"
-        target = roles.ensure_store_role(platform, backend, conn, target)
+        # A store kept as it is and initialized next proves its role's password by logging in,
+        # so the password is set only when that login is refused (see _initialize).
+        trust = decision == KEEP and bool(target.initializer)
+        target = roles.ensure_store_role(platform, backend, conn, target, trust_recorded=trust)
         if decision in (CREATE, RECREATE):
             # Recorded before the server is touched: until its initializer has run the store is
             # not ready, and a crash from here on is finished by the next sync.
@@ -187,7 +191,11 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
                 raise
         if target.initializer:
             fresh = first_time and action != "up to date"
-            _initialize(platform, backend, target, first_time, fresh=fresh)
+
+            def repair(target: Target = target) -> None:
+                roles.reset_password(backend, conn, target)
+
+            _initialize(platform, backend, target, first_time, fresh=fresh, on_login_refused=repair)
             if action == "up to date":
                 action = "initializer ran"
         # Marker first, record second: a crash between them is repaired from the marker.
@@ -200,11 +208,17 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
 
 
 def _initialize(
-    platform: Platform, backend: pg.PostgresBackend, target: Target, first_time: bool, *, fresh: bool
+    platform: Platform,
+    backend: pg.PostgresBackend,
+    target: Target,
+    first_time: bool,
+    *,
+    fresh: bool,
+    on_login_refused: Callable[[], None] | None = None,
 ) -> None:
     """Run the initializer; on failure record it (``fresh``: the store is left failed, to be recreated)."""
     try:
-        run_initializer(backend, target, first_time)
+        run_initializer(backend, target, first_time, on_login_refused=on_login_refused)
     except InitializerError as err:
         if fresh:
             records.set_state(platform, target.setting_id, state=FAILED, last_error=err.message)

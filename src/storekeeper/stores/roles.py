@@ -31,7 +31,9 @@ from storekeeper.stores import records
 from storekeeper.stores.model import Target
 
 
-def ensure_store_role(platform: Platform, backend: pg.PostgresBackend, conn: Any, target: Target) -> Target:
+def ensure_store_role(
+    platform: Platform, backend: pg.PostgresBackend, conn: Any, target: Target, *, trust_recorded: bool = False
+) -> Target:
     """Give a store its own login role when the service may create roles; return the target reached as it.
 
     The role is named like the store's database. Its password is recorded
@@ -39,6 +41,10 @@ def ensure_store_role(platform: Platform, backend: pg.PostgresBackend, conn: Any
     is repaired by the next sync, which sets the recorded password again (a
     rotation left pending is finished). When the service user may not create
     roles, the store is reached as the service user, as before.
+
+    ``trust_recorded``: an existing role keeps its password (no catalog write) when no
+    rotation is pending; the caller logs in as the role next and, if the server refuses
+    the recorded password, sets it with :func:`reset_password` and tries again.
     """
     if not backend.can_create_roles(conn):
         return target.as_role(None, None)
@@ -50,10 +56,17 @@ def ensure_store_role(platform: Platform, backend: pg.PostgresBackend, conn: Any
         backend.ensure_role(conn, role, password, owner=target.owner, what=target.what)
         return target.as_role(role, password)
     _, current, pending = found
-    backend.ensure_role(conn, role, pending or current, owner=target.owner, what=target.what)
+    keep = trust_recorded and pending is None
+    backend.ensure_role(conn, role, pending or current, owner=target.owner, what=target.what, set_password=not keep)
     if pending is not None:
         _promote(platform, target.setting_id)
     return target.as_role(role, pending or current)
+
+
+def reset_password(backend: pg.PostgresBackend, conn: Any, target: Target) -> None:
+    """Give a store's role its recorded password again (the server refused it: changed by hand, or restored)."""
+    if target.role is not None and target.role_password is not None:
+        backend.set_role_password(conn, target.role, target.role_password, what=target.what)
 
 
 def _promote(platform: Platform, setting_id: int) -> None:

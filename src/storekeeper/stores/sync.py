@@ -79,6 +79,17 @@ def sync_stores(
             audit.record_now(platform, "store.sync", f"{package}/{name}", "ok", result.action)
         return result
 
+    with pg.reusing_lock_connections():  # a few lock connections per service, not one per store
+        return _run(work, one, jobs, on_result)
+
+
+def _run(
+    work: list[_Work],
+    one: Callable[[str, str, Target | StorekeeperError | None], SyncResult],
+    jobs: int,
+    on_result: Callable[[SyncResult], None] | None,
+) -> list[SyncResult]:
+    """Work on each store, up to ``jobs`` at once; return the results in ``work``'s order."""
     workers = max(1, min(jobs, len(work)))
     if workers == 1:
         results = []

@@ -44,7 +44,7 @@ from storekeeper.platform import Platform
 from storekeeper.platform.models import DATABASE, Service
 from storekeeper.retry import retry
 from storekeeper.services import service_spec, service_specs
-from storekeeper.stores import records
+from storekeeper.stores import initializers, records
 from storekeeper.stores.initializers import initialize_unrecorded
 from storekeeper.stores.model import SyncResult, Target
 from storekeeper.testing.names import COPY_REGEX, TEMPLATE_REGEX, copy_name, discard_name, spare_name, template_name
@@ -96,8 +96,9 @@ def code_hash(initializer: str, spatial: bool) -> str:
     """Return the hash that ties a template to the code that built it."""
     h = hashlib.blake2b(digest_size=10)
     h.update(f"{__version__}|{initializer}|{spatial}".encode())
-    top = initializer.replace(":", ".").split(".")[0] if initializer else ""
-    spec = importlib.util.find_spec(top) if top else None
+    # The app's own package (inside its namespace for a Tethys-style app), as the initializer is found.
+    module = initializers.module_of(initializer) if initializer else None
+    spec = importlib.util.find_spec(discovery.package_root(module)) if module else None
     if spec is not None:
         roots = [Path(p) for p in (spec.submodule_search_locations or [])]
         # The app's own tests do not shape its stores: editing them must not rebuild templates.

@@ -507,6 +507,8 @@ class Health(HealthStatus):
 
     platform: Check
     services: list[ServiceCheck]
+    #: How many findings ``storekeeper doctor`` has, by level (error, warning, info); None when it could not run.
+    findings: dict[str, int] | None = None
 
 
 class Problem(BaseModel):
