@@ -11,6 +11,7 @@ until ``storekeeper apps remove APP``.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import pkgutil
 import sys
@@ -128,12 +129,16 @@ def _namespace_points() -> dict[str, EntryPoint]:
     points: dict[str, EntryPoint] = {}
     for namespace in NAMESPACES:
         try:
-            spec = importlib.util.find_spec(namespace)
-        except (ImportError, ValueError):
+            if importlib.util.find_spec(namespace) is None:
+                continue
+            # Its __path__, not the spec's: an old-style namespace (pkg_resources.declare_namespace in
+            # an __init__.py, as older Tethys apps ship) gathers its directories when imported.
+            path = getattr(importlib.import_module(namespace), "__path__", None)
+        except Exception:  # a broken namespace package hides no app found by entry point
             continue
-        if spec is None or spec.submodule_search_locations is None:
+        if path is None:
             continue
-        locations = [p for p in spec.submodule_search_locations if Path(p).is_dir()]
+        locations = [p for p in path if Path(p).is_dir()]
         for info in pkgutil.iter_modules(locations):
             if not info.ispkg or not info.name.isidentifier() or info.name in points:
                 continue
@@ -280,6 +285,8 @@ def package_root(module_name: str) -> str:
     parts = module_name.split(".")
     for i in range(1, len(parts)):
         name = ".".join(parts[:i])
+        if name in NAMESPACES:  # shared by many apps, whatever kind of namespace package it is
+            continue
         module = sys.modules.get(name)
         if module is not None:
             namespace = getattr(module, "__file__", None) is None and hasattr(module, "__path__")

@@ -32,9 +32,7 @@ def doctor(run_cli: Any) -> tuple[int, dict[str, Any], str]:
 def finding(document: dict[str, Any], level: str, subject: str, needle: str) -> dict[str, Any]:
     """Return the one finding of ``level`` about ``subject`` whose message contains ``needle``."""
     found = [
-        f
-        for f in document["findings"]
-        if f["level"] == level and f["subject"] == subject and needle in f["message"]
+        f for f in document["findings"] if f["level"] == level and f["subject"] == subject and needle in f["message"]
     ]
     assert len(found) == 1, json.dumps(document, indent=1)
     return found[0]

@@ -9,6 +9,7 @@ so these tests need nothing of the ``tethys_sdk`` compatibility package (tests/t
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import sys
@@ -238,3 +239,25 @@ def test_a_namespace_app_whose_package_differs_from_its_directory_is_refused_wit
     (problem,) = [p for p in problems if p.entry_point == "misnamed"]
     assert 'says its package is "someone_else"' in problem.message
     assert 'package = "misnamed"' in problem.message
+
+
+def test_an_old_style_namespace_package_is_searched_too_and_still_shared(
+    tmp_path: Path, platform: Platform, service: str, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Older Tethys apps ship ``tethysapp/__init__.py`` extending ``__path__``: one directory per app."""
+    roots = [tmp_path / "alpha-site", tmp_path / "beta-site"]
+    for root, (package, cls) in zip(roots, (("ns_alpha", "AlphaApp"), ("ns_beta", "BetaApp")), strict=True):
+        write_app(root, package, cls)
+        (root / "tethysapp" / "__init__.py").write_text(
+            "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n"
+        )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(str(r) for r in roots))
+    listed = run_cli("apps", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {"ns_alpha", "ns_beta"} <= {a["package"] for a in json.loads(listed.stdout)["apps"]}
+    for package in ("ns_alpha", "ns_beta"):
+        assert run_cli("app-settings", "set", package, "primary_db", service).returncode == 0
+    result = run_cli("test", "ns_beta", "--", "-p", "no:cacheprovider", "-v")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "test_ns_beta_adds_a_dam PASSED" in output and "test_ns_alpha" not in output

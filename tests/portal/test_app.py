@@ -91,11 +91,16 @@ def test_healthz_tells_anyone_only_the_status_and_an_admin_each_check(anon, admi
     assert response.json() == {"status": "ok"}
     assert viewer.get("/healthz").json() == {"status": "ok"}
     assert anon.get("/healthz", headers={"Authorization": "Bearer skt_forged"}).json() == {"status": "ok"}
-    assert admin.get("/healthz").json() == {
+    health = admin.get("/healthz").json()
+    findings = health.pop("findings")
+    assert health == {
         "status": "ok",
         "platform": {"ok": True, "error": None},
         "services": [{"name": service, "ok": True, "error": None}],
     }
+    # storekeeper doctor's findings by level: the test service's user is a superuser (a warning), no error.
+    assert set(findings) == {"error", "warning", "info"}
+    assert findings["error"] == 0 and findings["warning"] >= 1 and findings["info"] >= 1
 
 
 def test_anonymous_healthz_shows_no_host_port_or_user(anon, admin, platform, service, closed_port, pg_admin_url):

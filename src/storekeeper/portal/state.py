@@ -9,6 +9,9 @@ from typing import Any
 from storekeeper.config import Config
 from storekeeper.platform import Platform, open_platform
 
+#: How long the portal reuses a doctor report (the home page and /healthz for admins show it).
+DOCTOR_SECONDS = 30.0
+
 
 class PortalState:
     """The portal's config and platform (``app.state.portal``).
@@ -41,6 +44,19 @@ class PortalState:
 
     def remember(self, key: str, value: Any, seconds: float) -> None:
         self._cache[key] = (time.monotonic() + seconds, value)
+
+    def doctor(self) -> Any:
+        """Return ``storekeeper doctor``'s report (:class:`storekeeper.doctor.Report`), reused for a while.
+
+        It asks every service, so it runs at most once per :data:`DOCTOR_SECONDS` per process.
+        """
+        from storekeeper import doctor
+
+        report = self.cached("doctor")
+        if report is None:
+            report = doctor.run(self.config, platform=self.platform())
+            self.remember("doctor", report, DOCTOR_SECONDS)
+        return report
 
     def forget(self, key: str) -> None:
         self._cache.pop(key, None)

@@ -45,6 +45,13 @@ def test_home_lists_apps_with_their_state(admin_web, my_first_app):
     assert 'href="/admin/apps/my_first_app"' in html
 
 
+def test_home_shows_an_admin_doctors_findings_with_their_fixes_and_a_viewer_none(admin_web, viewer_web, my_first_app):
+    html = _page(admin_web, "/admin/", "Health check", "SUPERUSER", "storekeeper services prepare-postgis local")
+    assert "0 error(s)" in html
+    viewer_html = _page(viewer_web, "/admin/", "My First App")
+    assert "Health check" not in viewer_html and "prepare-postgis" not in viewer_html
+
+
 def test_home_without_services_points_to_adding_one(admin_web):
     _page(admin_web, "/admin/", "No service yet", "/admin/services/new", "not configured")
 

@@ -3,7 +3,8 @@
 Anyone gets only ``{"status": "ok" | "degraded" | "down"}`` (503 when down), so
 a load balancer can probe it without learning the portal's hosts, ports or
 database users. A signed-in admin (API token or web admin session) also gets
-each check with its error message; never a URL with a password. Service checks
+each check with its error message (never a URL with a password) and how many
+findings ``storekeeper doctor`` has by level. Service checks
 run in parallel and their answer is reused for :data:`CACHE_SECONDS`, so an
 anonymous caller cannot make the portal open connections at will.
 """
@@ -54,8 +55,20 @@ def healthz(
         response.status_code = 503
     response.headers["Cache-Control"] = "no-store"
     if _is_admin(request, portal, credentials):
-        return health
+        return health.model_copy(update={"findings": _findings(portal)}) if health.status != "down" else health
     return HealthStatus(status=health.status)
+
+
+def _findings(portal: PortalDep) -> dict[str, int] | None:
+    """Count doctor's findings by level (its report is reused for a while); None when it cannot run."""
+    from storekeeper import doctor
+
+    try:
+        report = portal.doctor()
+    except Exception as err:  # the health probe answers whatever a check raises
+        log.warning("doctor raised %s: %s", type(err).__name__, err)
+        return None
+    return {level: report.count(level) for level in doctor.LEVELS}
 
 
 def _is_admin(request: Request, portal: PortalDep, credentials: HTTPAuthorizationCredentials | None) -> bool:
