@@ -81,7 +81,14 @@ def dam_names():
 """
 
 TEST_PY = """
+import sys
+
 from tethysapp.{package}.model import add_dam, dam_names
+
+
+def test_{package}_modules_are_imported_once_by_their_full_name():
+    assert __name__ == "tethysapp.{package}.tests.test_{package}", __name__
+    assert "{package}" not in sys.modules  # no second copy of the app as a top-level package
 
 
 def test_{package}_starts_from_the_first_dam():
@@ -103,6 +110,7 @@ def write_app(root: Path, package: str, cls: str, *, initializer: str | None = N
     init = initializer if initializer is not None else f"{package}.model.init_primary_db"
     (pkg / "app.py").write_text(app_py if app_py is not None else APP_PY.format(initializer=init, **fields))
     (pkg / "model.py").write_text(MODEL_PY.format(**fields))
+    (pkg / "tests" / "__init__.py").write_text("")  # as Tethys's app template has it
     (pkg / "tests" / f"test_{package}.py").write_text(TEST_PY.format(**fields))
 
 
@@ -222,7 +230,7 @@ def test_storekeeper_test_runs_only_the_named_namespace_apps_tests(
         result = run_cli("test", package, "--", "-p", "no:cacheprovider", "-v")
         output = result.stdout + result.stderr
         assert result.returncode == 0, output
-        assert re.search(r"\b2 passed\b", output), output
+        assert re.search(r"\b3 passed\b", output), output
         assert f"test_{package}_adds_a_dam PASSED" in output
         assert f"test_{other}" not in output  # every Tethys app shares tethysapp: only its own tests run
     assert not database_exists(admin_conn, "ns_alpha_primary_db")  # the tests ran on copies
