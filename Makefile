@@ -1,7 +1,8 @@
 # Two entry points: `make run` (set everything up and serve the portal) and `make test`.
 # Each creates its own virtual environment, so both work on a fresh clone:
 #   .venv       storekeeper (with the embedded PostgreSQL fallback) and the example apps
-#   .venv-test  the same plus the test tools and the sample apps of tests/apps
+#   .venv-test  the same plus the test tools, the sample apps of tests/apps, and the Tethys
+#               compatibility package (compat/tethys) with the Tethys-layout sample apps of tests/tethys_apps
 PYTHON   ?= python3
 VENV     ?= .venv
 TEST_VENV ?= .venv-test
@@ -9,8 +10,12 @@ BIN      := $(VENV)/bin
 TEST_BIN := $(TEST_VENV)/bin
 EXAMPLES := examples/links examples/stream_gages
 EXAMPLE_PROJECTS := $(addsuffix /pyproject.toml,$(EXAMPLES))
+# tethys_sdk on storekeeper (distribution storekeeper-tethys), and apps installed as Tethys installs them.
+TETHYS_COMPAT := compat/tethys
+TETHYS_APPS := tests/tethys_apps/tethysapp-dam_inventory tests/tethys_apps/tethysapp-flood_points
+TETHYS_PROJECTS := $(TETHYS_COMPAT)/pyproject.toml $(addsuffix /pyproject.toml,$(TETHYS_APPS))
 
-.PHONY: run test docs bench clean
+.PHONY: run test docs bench tethys clean
 
 $(VENV)/.installed: pyproject.toml $(EXAMPLE_PROJECTS)
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +23,17 @@ $(VENV)/.installed: pyproject.toml $(EXAMPLE_PROJECTS)
 	$(BIN)/python -m pip install -q -e '.[local]' $(addprefix -e ,$(EXAMPLES))
 	touch $@
 
-$(TEST_VENV)/.installed: pyproject.toml tests/apps/pyproject.toml $(EXAMPLE_PROJECTS)
+$(TEST_VENV)/.installed: pyproject.toml tests/apps/pyproject.toml $(EXAMPLE_PROJECTS) $(TETHYS_PROJECTS)
 	$(PYTHON) -m venv $(TEST_VENV)
 	$(TEST_BIN)/python -m pip install -q --upgrade pip
-	$(TEST_BIN)/python -m pip install -q -e '.[test,local]' -e tests/apps $(addprefix -e ,$(EXAMPLES))
+	$(TEST_BIN)/python -m pip install -q -e '.[test,local]' -e tests/apps $(addprefix -e ,$(EXAMPLES)) \
+		-e $(TETHYS_COMPAT) $(addprefix -e ,$(TETHYS_APPS))
 	touch $@
+
+# Tethys apps on storekeeper: tethys_sdk's stand-in into .venv (same as: pip install -e compat/tethys).
+# Then install each Tethys app as a plain package: .venv/bin/pip install -e path/to/tethysapp-my_app
+tethys: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e $(TETHYS_COMPAT)
 
 # PostgreSQL + PostGIS from apt when possible, then quickstart (resumable; Ctrl-C stops the portal).
 run: $(VENV)/.installed

@@ -64,3 +64,35 @@ class PersistentStoreDatabaseSetting:
 
 
 PersistentStoreSetting = PersistentStoreConnectionSetting | PersistentStoreDatabaseSetting
+
+#: How every listing describes an :class:`UnmanagedSetting`.
+UNMANAGED_NOTE = "declared, not managed by storekeeper"
+
+
+@dataclass(frozen=True)
+class UnmanagedSetting:
+    """A setting an app declares that storekeeper shows but does not manage.
+
+    Apps written for another platform declare settings storekeeper has no
+    equivalent for (a Tethys ``CustomSetting`` or ``SchedulerSetting``, say).
+    Returning them from ``AppBase.unmanaged_settings()`` lets the app load and
+    lists them in ``storekeeper apps show`` and the REST app resource; nothing
+    assigns, stores or checks a value for them. ``kind`` is the setting's class
+    name; ``name`` and ``description`` are shown as given (they never reach SQL).
+
+    Example::
+
+        UnmanagedSetting(kind="CustomSetting", name="max_dams", description="Most dams allowed.")
+    """
+
+    kind: str
+    name: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        for field_name in ("kind", "name", "description"):
+            value = getattr(self, field_name)
+            if not isinstance(value, str):
+                raise TypeError(f"UnmanagedSetting.{field_name} must be a string, not {type(value).__name__}")
+        if not self.kind or not self.name:
+            raise ValueError("UnmanagedSetting needs a kind and a name")

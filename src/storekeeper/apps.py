@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from storekeeper import audit, discovery, engines, stores
+from storekeeper.app_settings import UNMANAGED_NOTE, UnmanagedSetting
 from storekeeper.backends.names import check_name
 from storekeeper.errors import AppError, ServiceError, SettingError, StoreError
 from storekeeper.platform import Platform
@@ -53,6 +54,8 @@ class AppInfo:
     description: str
     installed: bool
     settings: list[SettingInfo] = field(default_factory=list)
+    #: Settings the installed app declares that storekeeper does not manage (e.g. a Tethys app's custom settings).
+    unmanaged_settings: list[UnmanagedSetting] = field(default_factory=list)
 
     @property
     def configured(self) -> bool:
@@ -75,6 +78,7 @@ class AppInfo:
         data = asdict(self)
         data["configured"] = self.configured
         data["ready"] = self.ready
+        data["unmanaged_settings"] = [{**u, "note": UNMANAGED_NOTE} for u in data["unmanaged_settings"]]
         return data
 
 
@@ -97,13 +101,18 @@ def _setting_info(app: App, s: Setting, seen: dict[tuple[str, str], stores.Store
     )
 
 
-def _app_info(app: App, seen: dict[tuple[str, str], stores.StoreInfo] | None = None) -> AppInfo:
+def _app_info(
+    app: App,
+    seen: dict[tuple[str, str], stores.StoreInfo] | None = None,
+    unmanaged: list[UnmanagedSetting] | None = None,
+) -> AppInfo:
     return AppInfo(
         package=app.package,
         name=app.name,
         description=app.description,
         installed=app.installed,
         settings=[_setting_info(app, s, seen) for s in app.settings],
+        unmanaged_settings=list(unmanaged or []) if app.installed else [],
     )
 
 
@@ -126,18 +135,28 @@ def _load_app(session: Session, package: str) -> App:
 def list_apps(platform: Platform) -> tuple[list[AppInfo], list[discovery.AppProblem]]:
     """Discover installed apps and return every recorded app, plus entry points that failed to load."""
     problems = discovery.discover(platform)
+    installed, _ = discovery.installed_apps()  # imported by discover already
+    unmanaged: dict[str, list[UnmanagedSetting]] = {}
+    for package, app_cls in installed.items():
+        try:
+            unmanaged[package] = discovery.unmanaged_settings(app_cls)
+        except AppError as err:  # one app's broken declarations must not hide the others
+            problems = [*problems, discovery.AppProblem(package, str(err))]
     seen = _server_view(platform)
     with platform.session() as session:
         stmt = select(App).options(selectinload(App.settings).selectinload(Setting.service)).order_by(App.package)
-        return [_app_info(a, seen) for a in session.scalars(stmt)], problems
+        infos = [_app_info(a, seen, unmanaged.get(a.package, [])) for a in session.scalars(stmt)]
+        return infos, problems
 
 
 def get_app(platform: Platform, package: str) -> AppInfo:
     """Return one app with its settings, each store's readiness as its server sees it."""
     discovery.discover(platform, [package])  # imports this app only
     seen = _server_view(platform, package)  # an unknown app raises here, naming the fix
+    app_cls = discovery.app_class(package)
+    unmanaged = discovery.unmanaged_settings(app_cls) if app_cls is not None else []
     with platform.session() as session:
-        return _app_info(_load_app(session, package), seen)
+        return _app_info(_load_app(session, package), seen, unmanaged)
 
 
 def list_settings(platform: Platform, package: str) -> list[SettingInfo]:

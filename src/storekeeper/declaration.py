@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
-from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting
+from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting, UnmanagedSetting
 
 
 class AppDeclaration:
@@ -32,6 +32,14 @@ class AppDeclaration:
         self,
     ) -> Iterable[PersistentStoreDatabaseSetting | PersistentStoreConnectionSetting]:
         """Override to return the app's persistent store settings."""
+        return ()
+
+    def unmanaged_settings(self) -> Iterable[UnmanagedSetting]:
+        """Override to list settings the app declares that storekeeper does not manage.
+
+        They are shown (``storekeeper apps show``, the REST app resource) with
+        the note "declared, not managed by storekeeper", and never acted on.
+        """
         return ()
 
 

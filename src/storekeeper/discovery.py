@@ -11,6 +11,7 @@ until ``storekeeper apps remove APP``.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import pkgutil
 import sys
@@ -27,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storekeeper import audit
-from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting
+from storekeeper.app_settings import PersistentStoreConnectionSetting, PersistentStoreDatabaseSetting, UnmanagedSetting
 from storekeeper.backends.names import check_package, database_name
 from storekeeper.declaration import AppClass, AppDeclaration
 from storekeeper.errors import AppError, StorekeeperError
@@ -128,12 +129,16 @@ def _namespace_points() -> dict[str, EntryPoint]:
     points: dict[str, EntryPoint] = {}
     for namespace in NAMESPACES:
         try:
-            spec = importlib.util.find_spec(namespace)
-        except (ImportError, ValueError):
+            if importlib.util.find_spec(namespace) is None:
+                continue
+            # Its __path__, not the spec's: an old-style namespace (pkg_resources.declare_namespace in
+            # an __init__.py, as older Tethys apps ship) gathers its directories when imported.
+            path = getattr(importlib.import_module(namespace), "__path__", None)
+        except Exception:  # a broken namespace package hides no app found by entry point
             continue
-        if spec is None or spec.submodule_search_locations is None:
+        if path is None:
             continue
-        locations = [p for p in spec.submodule_search_locations if Path(p).is_dir()]
+        locations = [p for p in path if Path(p).is_dir()]
         for info in pkgutil.iter_modules(locations):
             if not info.ispkg or not info.name.isidentifier() or info.name in points:
                 continue
@@ -249,6 +254,27 @@ def declared_settings(
     return declared
 
 
+def unmanaged_settings(app_cls: AppClass) -> list[UnmanagedSetting]:
+    """Return the settings an app declares that storekeeper does not manage (shown, never acted on)."""
+    package = app_cls.package
+    try:
+        declared = list(app_cls().unmanaged_settings() or ())
+    except Exception as err:
+        raise AppError(
+            f'App "{package}": unmanaged_settings() raised {type(err).__name__}: {err}',
+            hint="fix the app's setting declarations (e.g. its custom_settings() method)",
+            app=package,
+        ) from err
+    for item in declared:
+        if not isinstance(item, UnmanagedSetting):
+            raise AppError(
+                f'App "{package}": unmanaged_settings() returned {item!r}, which is not an UnmanagedSetting.',
+                hint="return storekeeper.app_settings.UnmanagedSetting objects",
+                app=package,
+            )
+    return declared
+
+
 def package_root(module_name: str) -> str:
     """Return the package a module belongs to: its top-level package, or the one inside a namespace.
 
@@ -259,6 +285,8 @@ def package_root(module_name: str) -> str:
     parts = module_name.split(".")
     for i in range(1, len(parts)):
         name = ".".join(parts[:i])
+        if name in NAMESPACES:  # shared by many apps, whatever kind of namespace package it is
+            continue
         module = sys.modules.get(name)
         if module is not None:
             namespace = getattr(module, "__file__", None) is None and hasattr(module, "__path__")

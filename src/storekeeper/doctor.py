@@ -259,7 +259,7 @@ def _check_service(platform: Platform, name: str, spatial_assigned: set[str]) ->
             Finding(
                 WARNING,
                 subject,
-                "The service user is a SUPERUSER; storekeeper needs only CREATEDB and CREATEROLE "
+                "The service user is a SUPERUSER; only CREATEDB and CREATEROLE are needed "
                 "(and a prepared PostGIS template for spatial stores).",
                 f"storekeeper services prepare-postgis {name} (once), then switch to a user with CREATEDB "
                 f"CREATEROLE: storekeeper services update {name} --username USER --password",

@@ -9,6 +9,7 @@ so these tests need nothing of the ``tethys_sdk`` compatibility package (tests/t
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import sys
@@ -80,7 +81,14 @@ def dam_names():
 """
 
 TEST_PY = """
+import sys
+
 from tethysapp.{package}.model import add_dam, dam_names
+
+
+def test_{package}_modules_are_imported_once_by_their_full_name():
+    assert __name__ == "tethysapp.{package}.tests.test_{package}", __name__
+    assert "{package}" not in sys.modules  # no second copy of the app as a top-level package
 
 
 def test_{package}_starts_from_the_first_dam():
@@ -102,6 +110,7 @@ def write_app(root: Path, package: str, cls: str, *, initializer: str | None = N
     init = initializer if initializer is not None else f"{package}.model.init_primary_db"
     (pkg / "app.py").write_text(app_py if app_py is not None else APP_PY.format(initializer=init, **fields))
     (pkg / "model.py").write_text(MODEL_PY.format(**fields))
+    (pkg / "tests" / "__init__.py").write_text("")  # as Tethys's app template has it
     (pkg / "tests" / f"test_{package}.py").write_text(TEST_PY.format(**fields))
 
 
@@ -221,7 +230,7 @@ def test_storekeeper_test_runs_only_the_named_namespace_apps_tests(
         result = run_cli("test", package, "--", "-p", "no:cacheprovider", "-v")
         output = result.stdout + result.stderr
         assert result.returncode == 0, output
-        assert re.search(r"\b2 passed\b", output), output
+        assert re.search(r"\b3 passed\b", output), output
         assert f"test_{package}_adds_a_dam PASSED" in output
         assert f"test_{other}" not in output  # every Tethys app shares tethysapp: only its own tests run
     assert not database_exists(admin_conn, "ns_alpha_primary_db")  # the tests ran on copies
@@ -238,3 +247,25 @@ def test_a_namespace_app_whose_package_differs_from_its_directory_is_refused_wit
     (problem,) = [p for p in problems if p.entry_point == "misnamed"]
     assert 'says its package is "someone_else"' in problem.message
     assert 'package = "misnamed"' in problem.message
+
+
+def test_an_old_style_namespace_package_is_searched_too_and_still_shared(
+    tmp_path: Path, platform: Platform, service: str, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Older Tethys apps ship ``tethysapp/__init__.py`` extending ``__path__``: one directory per app."""
+    roots = [tmp_path / "alpha-site", tmp_path / "beta-site"]
+    for root, (package, cls) in zip(roots, (("ns_alpha", "AlphaApp"), ("ns_beta", "BetaApp")), strict=True):
+        write_app(root, package, cls)
+        (root / "tethysapp" / "__init__.py").write_text(
+            "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n"
+        )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(str(r) for r in roots))
+    listed = run_cli("apps", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {"ns_alpha", "ns_beta"} <= {a["package"] for a in json.loads(listed.stdout)["apps"]}
+    for package in ("ns_alpha", "ns_beta"):
+        assert run_cli("app-settings", "set", package, "primary_db", service).returncode == 0
+    result = run_cli("test", "ns_beta", "--", "-p", "no:cacheprovider", "-v")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "test_ns_beta_adds_a_dam PASSED" in output and "test_ns_alpha" not in output

@@ -52,6 +52,9 @@ from storekeeper.errors import ServiceError, StoreError
 MARKER_PREFIX = "storekeeper:"
 CREATED = "created"
 INITIALIZED = "initialized"
+#: A database another tool made, being handed to its store (``storekeeper apps adopt``): ours, never to be
+#: recreated; the adoption (or a sync) finishes it.
+ADOPTING = "adopting"
 ROLE = "role"
 #: How a marker names the installation that made the object.
 INSTALLATION_KEY = "installation="
@@ -98,7 +101,7 @@ class Marker:
     """
 
     exists: bool
-    #: "created", "initialized", "role", "template:<hash>"; None when storekeeper did not make it.
+    #: "created", "initialized", "adopting", "role", "template:<hash>"; None when storekeeper did not make it.
     state: str | None = None
     #: "app/store" that owns it; None for markers written before owners were recorded.
     owner: str | None = None
@@ -267,6 +270,39 @@ SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, t.oid::regtype::te
    AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
    AND NOT EXISTS (SELECT 1 FROM ext WHERE classid = 'pg_type'::regclass AND objid = t.oid)
 """
+
+
+#: The tables (and views, sequences that belong to no column) of the current database outside the system
+#: schemas and extensions, as (qualified name, owner); ``public.`` is left out of the name.
+_USER_TABLES = """
+SELECT CASE WHEN n.nspname = 'public' THEN quote_ident(c.relname)
+            ELSE quote_ident(n.nspname) || '.' || quote_ident(c.relname) END,
+       pg_get_userbyid(c.relowner)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+   AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                   AND d.deptype = 'e')
+ ORDER BY 1
+"""
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What a database another tool made holds, as :meth:`PostgresBackend.survey` found it."""
+
+    #: The role that owns the database; None: there is no such database.
+    owner: str | None
+    #: True when the service user may hand the database over (a superuser, or a member of its owner).
+    may_take: bool
+    #: Its tables and views outside the system schemas and extensions (``public.`` left out).
+    tables: list[str] = field(default_factory=list)
+    #: Those owned by neither the service user nor the store's role, as (name, owner): adopting cannot move them.
+    others: list[tuple[str, str]] = field(default_factory=list)
+    #: The PostGIS version installed in it; None: no PostGIS.
+    postgis: str | None = None
+    #: How many objects the service user owns in it (what adopting hands to the store's role).
+    objects: int = 0
 
 
 class PostgresBackend:
@@ -595,6 +631,33 @@ class PostgresBackend:
                 )
                 moved += 1
         return moved
+
+    def survey(self, conn: psycopg.Connection[Any], dbname: str, role: str | None) -> Survey:
+        """Look at a database another tool made, before adopting it: owner, tables, PostGIS, who owns what.
+
+        ``conn`` is a connection to the maintenance database; the database itself
+        is read with a connection of its own, changing nothing.
+        """
+        row = conn.execute(
+            "SELECT pg_get_userbyid(datdba), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) "
+            "OR pg_has_role(current_user, datdba, 'MEMBER') FROM pg_database WHERE datname = %s",
+            (dbname,),
+        ).fetchone()
+        if row is None:
+            return Survey(owner=None, may_take=False)
+        with self.connect(dbname) as db:
+            tables = [(str(name), str(owner)) for name, owner in db.execute(_USER_TABLES).fetchall()]
+            postgis = db.execute("SELECT extversion FROM pg_extension WHERE extname = 'postgis'").fetchone()
+            moving = db.execute(f"SELECT count(*) FROM ({_OWNED_OBJECTS}) AS owned").fetchone()
+        keep = {self.spec.username, role}
+        return Survey(
+            owner=str(row[0]),
+            may_take=bool(row[1]),
+            tables=[name for name, _ in tables],
+            others=[(name, owner) for name, owner in tables if owner not in keep],
+            postgis=str(postgis[0]) if postgis else None,
+            objects=int(moving[0]) if moving else 0,
+        )
 
     def drop_database(self, conn: psycopg.Connection[Any], dbname: str, *, what: str) -> bool:
         """Lock out new connections, then drop the database even if sessions are open.

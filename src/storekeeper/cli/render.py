@@ -68,6 +68,11 @@ def table(
     out.print(t)
 
 
+def escaped(row: dict[str, Any]) -> dict[str, Any]:
+    """Return a table row whose text is shown as written, never read as Rich markup (text an app chose)."""
+    return {k: _escape(v) if isinstance(v, str) else v for k, v in row.items()}
+
+
 def fields(data: dict[str, Any], *, title: str | None = None) -> None:
     """Print one record as aligned "key: value" lines."""
     if title:

@@ -41,6 +41,14 @@ def _tests_path(package: str) -> Path:
     )
 
 
+def _in_namespace(package: str) -> bool:
+    """True when the app's own package sits inside a namespace package (``tethysapp.APP``)."""
+    from storekeeper import discovery
+
+    app_cls = discovery.app_class(package)
+    return app_cls is not None and "." in discovery.app_root(app_cls)
+
+
 def test_command(
     ctx: typer.Context,
     app: Annotated[str | None, typer.Argument(help="App package whose tests to run.")] = None,
@@ -78,7 +86,12 @@ def test_command(
             app=app,
         )
     target = path or _tests_path(app)
-    args: list[Any] = [sys.executable, "-m", "pytest", str(target), *ctx.args]
+    args: list[Any] = [sys.executable, "-m", "pytest", str(target)]
+    if _in_namespace(app):
+        # Import the tests (a Tethys app's tests/ is a package) by their full name, tethysapp.APP.tests…:
+        # otherwise pytest puts tethysapp/ on sys.path and the app's modules load twice, once as APP.…
+        args += ["-o", "consider_namespace_packages=true"]
+    args += ctx.args
     if rebuild_templates:
         args.append("--rebuild-templates")
     env = {**os.environ, "STOREKEEPER_TESTING": "1", "STOREKEEPER_TEST_APPS": app}

@@ -13,11 +13,13 @@ The functions here are the core's store API, which the CLI, the portal and
 :mod:`~.roles`                each store's own login role; rotating its password
 :mod:`~.sync`                 sync, create and drop in the current mode
 :mod:`~.listing`              which stores exist
+:mod:`~.adopt`                taking over databases another tool made (Tethys)
 ============================  ===================================================
 """
 
 from __future__ import annotations
 
+from storekeeper.stores.adopt import AdoptResult, adopt_stores
 from storekeeper.stores.initializers import check_initializer_path
 from storekeeper.stores.listing import connection_names, existing_store_names, list_stores, store_exists
 from storekeeper.stores.mode import StoreMode, testing_mode
@@ -28,11 +30,13 @@ from storekeeper.stores.sync import create_store, drop_store, sync_stores
 
 __all__ = [
     "DEFAULT_JOBS",
+    "AdoptResult",
     "RotationResult",
     "StoreInfo",
     "StoreMode",
     "SyncResult",
     "Target",
+    "adopt_stores",
     "check_initializer_path",
     "connection_names",
     "create_store",

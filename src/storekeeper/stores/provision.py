@@ -61,8 +61,8 @@ def decide(target: Target, marker: pg.Marker, state: str, *, refresh: bool, ours
     The one place the rules live: the sync and its dry run both ask here.
     ``ours`` says an unmarked database is provably this store's (see
     :func:`unmarked_but_ours`). Raises when the database exists but this
-    installation did not make it for this store: it is never adopted,
-    initialized, changed or dropped.
+    installation did not make it for this store: a sync never takes it over,
+    initializes, changes or drops it (``storekeeper apps adopt`` takes over an unmarked one).
     """
     if not marker.exists:
         return CREATE
@@ -70,8 +70,10 @@ def decide(target: Target, marker: pg.Marker, state: str, *, refresh: bool, ours
     if not marker.storekeepers and not ours:
         raise StoreError(
             f"{target.what} already exists on {target.spec.where} but was not created by storekeeper; "
-            "it never adopts, changes or drops a database it did not make.",
-            hint=f"use another store name, or (if nobody needs it) drop that database on the server yourself: "
+            "it changes or drops no database it did not make, and takes one over only when told to.",
+            hint=f"if it holds this app's data (a Tethys portal made it): storekeeper apps adopt {target.app} "
+            f"--database {target.name}; otherwise use another store name, or (if nobody needs it) drop that "
+            "database on the server yourself: "
             f"DROP DATABASE {sql.Identifier(target.database).as_string(None)}; then: "
             f"storekeeper syncstores {target.app} --database {target.name}",
             app=target.app,
@@ -88,8 +90,8 @@ def decide(target: Target, marker: pg.Marker, state: str, *, refresh: bool, ours
         )
     if marker.invalid or state == DROPPING or refresh:
         return RECREATE  # an interrupted drop is finished before anything else
-    if marker.state == pg.INITIALIZED or (not marker.storekeepers and state == INITIALIZED):
-        return KEEP
+    if marker.state in (pg.INITIALIZED, pg.ADOPTING) or (not marker.storekeepers and state == INITIALIZED):
+        return KEEP  # (an adoption cut short is finished: its data is never dropped by a plain sync)
     # Created but never initialized (a crash or an initializer that raised):
     # start again from empty so a first-time run never sees half-written data.
     return RECREATE
@@ -170,12 +172,16 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
             if not marker.storekeepers or marker.owner is None or marker.installation is None:
                 # Ours but unmarked (a crash), or marked before owners or installation ids: mark it as ours.
                 backend.set_marker(conn, target.database, marker.state or pg.INITIALIZED, target.owner)
-            if target.role is not None and backend.database_owner(conn, target.database) != target.role:
-                # Made before stores had roles (or by a service that could not create them): hand it over.
+            adopting = marker.state == pg.ADOPTING
+            if adopting:
+                action = "adopted (finished an adoption that was cut short)"
+            if target.role is not None and (adopting or backend.database_owner(conn, target.database) != target.role):
+                # Made before stores had roles (or by a service that could not create them), or an
+                # adoption was cut short (some objects may not have moved yet): hand it over.
                 engines.invalidate(target.app, target.name)
                 backend.adopt(conn, target.database, target.role)
                 records.bump(platform, target.setting_id)
-            if state != INITIALIZED:
+            if state != INITIALIZED and not adopting:  # an adoption is recorded only after its marker
                 records.set_state(platform, target.setting_id, state=INITIALIZED, initialized_at=utcnow())
         if target.spatial and exists:  # a new spatial store got PostGIS as it was made
             try:

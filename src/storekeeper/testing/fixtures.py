@@ -100,10 +100,14 @@ def _app_class(package: str) -> type[Any]:
     return app_cls
 
 
-def fresh_copy(package: str, name: str) -> StoreCopy:
-    """Replace the store's test copy with a new clone of its template and return it (testing mode)."""
+def fresh_copy(package: str, name: str, app_cls: type[Any] | None = None) -> StoreCopy:
+    """Replace the store's test copy with a new clone of its template and return it (testing mode).
+
+    ``app_cls`` is the app's class when the caller has it (e.g. an app found
+    only by importing it); without it the installed app ``package`` is looked up.
+    """
     platform = load_platform()
-    app_cls = _app_class(package)
+    app_cls = app_cls if app_cls is not None else _app_class(package)
     discovery.ensure_registered(platform, app_cls)
     target = copies.TESTING.target(platform, package, name)
     if target is None:

@@ -187,6 +187,15 @@ class SettingOut(_Out):
     problem: str | None = Field(None, description="Why the store is not ready, and the command that fixes it.")
 
 
+class UnmanagedSettingOut(BaseModel):
+    """A setting the app declares that storekeeper does not manage (e.g. a Tethys app's custom setting)."""
+
+    kind: str = Field(description="The setting's class, e.g. CustomSetting.")
+    name: str
+    description: str
+    note: str = Field(description='Always "declared, not managed by storekeeper".')
+
+
 class AppOut(BaseModel):
     """An app, its settings, and whether it is configured (required settings assigned) and ready (stores initialized)."""
 
@@ -197,6 +206,10 @@ class AppOut(BaseModel):
     configured: bool
     ready: bool
     settings: list[SettingOut]
+    unmanaged_settings: list[UnmanagedSettingOut] = Field(
+        default_factory=list,
+        description="Settings the app declares that storekeeper shows but does not manage: no service, no value.",
+    )
 
     @classmethod
     def of(cls, info: apps.AppInfo) -> AppOut:
@@ -315,6 +328,56 @@ class SyncRequest(BaseModel):
     )
     refresh: bool = Field(False, description="Drop and recreate the stores (their data is lost).")
     firsttime: bool = Field(False, description="Run initializers with first_time=True.")
+
+
+class AdoptRequest(BaseModel):
+    """Which databases to adopt, and whether only to check them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_IDENTIFIER_BYTES,
+        json_schema_extra=pattern(STORE_NAME),
+        description="Only this database setting (default: every assigned one).",
+    )
+    dry_run: bool = Field(False, description="Check the databases and say what would change; change nothing.")
+
+
+class AdoptResultOut(_Out):
+    """What adopting one setting's database did (or would do)."""
+
+    app: str
+    store: str
+    database: str | None
+    service: str | None
+    action: str = Field(description='"adopted", "already adopted", "would adopt", "skipped (...)" or "failed".')
+    ok: bool
+    tables: list[str] = Field(default_factory=list, description="Its tables and views (``public.`` left out).")
+    postgis: str | None = Field(None, description="The PostGIS version installed in it; null: none.")
+    role: str | None = Field(None, description="The store's own role, which owns it once adopted.")
+    objects: int | None = Field(None, description="Objects handed to the role (in a dry run: that would be).")
+    notes: list[str] = Field(default_factory=list)
+    error: str | None = None
+    hint: str | None = None
+    seconds: float = 0.0
+
+
+class AdoptOut(BaseModel):
+    """Every setting's outcome; ``ok`` is false when any was refused."""
+
+    ok: bool
+    dry_run: bool
+    results: list[AdoptResultOut]
+
+    @classmethod
+    def of(cls, results: list[stores.AdoptResult], *, dry_run: bool) -> AdoptOut:
+        return cls(
+            ok=all(r.ok for r in results),
+            dry_run=dry_run,
+            results=[AdoptResultOut.model_validate(asdict(r)) for r in results],
+        )
 
 
 class JobOut(BaseModel):

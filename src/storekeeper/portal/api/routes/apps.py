@@ -1,12 +1,24 @@
-"""``/api/v1/apps``: installed apps, their settings (assign, reset) and syncing their stores."""
+"""``/api/v1/apps``: installed apps, their settings (assign, reset), syncing and adopting their stores."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from storekeeper import apps
+from storekeeper import apps, stores
 from storekeeper.portal import jobs
-from storekeeper.portal.api.models import AppList, AppOut, AppProblemOut, Assign, JobOut, SettingOut, SyncRequest
+from storekeeper.portal.api.models import (
+    REACHES_SERVER,
+    AdoptOut,
+    AdoptRequest,
+    AppList,
+    AppOut,
+    AppProblemOut,
+    Assign,
+    JobOut,
+    SettingOut,
+    SyncRequest,
+    problem_responses,
+)
 from storekeeper.portal.deps import AdminDep, CurrentUser, PlatformDep
 
 router = APIRouter(prefix="/apps", tags=["apps"])
@@ -53,3 +65,18 @@ def sync(app: str, response: Response, platform: PlatformDep, _: AdminDep, body:
     job = JobOut.of(jobs.submit_sync(platform, app, store=body.store, refresh=body.refresh, firsttime=body.firsttime))
     response.headers["Location"] = job.url
     return job
+
+
+@router.post("/{app}/adopt", response_model=AdoptOut, responses=problem_responses(*REACHES_SERVER))
+def adopt(app: str, platform: PlatformDep, _: AdminDep, body: AdoptRequest | None = None) -> AdoptOut:
+    """Take over the databases another tool (Tethys) made for the app's settings, in place, data and all.
+
+    Each assigned database setting's database (or ``store``'s) must exist with no storekeeper
+    marker; it gets the store's own role as owner and this installation's marker. Refusals are
+    per store (``ok`` false, with ``error`` and ``hint``); ``dry_run`` changes nothing. The next
+    sync keeps the data and runs the initializers with ``first_time`` false.
+    """
+    body = body or AdoptRequest()
+    return AdoptOut.of(
+        stores.adopt_stores(platform, app, database=body.store, dry_run=body.dry_run), dry_run=body.dry_run
+    )
