@@ -239,3 +239,19 @@ def test_a_backup_that_fails_stops_the_drop(run_cli, synced, pg_admin_url, tmp_p
     done = run_cli("stores", "drop", APP, "example_db", "--backup", str(blocker), "--yes")
     assert done.returncode == 1 and "is not a directory" in done.stderr
     assert _values(pg_admin_url) == [1, 2]
+
+
+@pytest.mark.parametrize("name", ['x"; DROP DATABASE postgres; --', "../../etc", "Robert'); --", "a" * 80])
+def test_hostile_store_names_are_refused_before_anything_runs(run_cli, synced, tmp_path, name):
+    file = tmp_path / "f.skbackup"
+    _export(run_cli, file)
+    for args in (
+        ("stores", "export", APP, "--database", name, "-o", str(tmp_path / "x.skbackup")),
+        ("stores", "import", APP, "--database", name, str(file), "--replace", "--yes"),
+        ("stores", "clone", APP, "--database", "example_db", "--to", name),
+        ("stores", "clone", APP, "--database", name, "--to", "fine_name"),
+    ):
+        done = run_cli(*args)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        assert "Unexpected" not in done.stderr
+    assert not (tmp_path / "x.skbackup").exists()

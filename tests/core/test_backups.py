@@ -494,3 +494,70 @@ def test_backup_before_keeps_the_newest_files_of_each_store(platform, synced, tm
         assert sorted(r.store for r in done) == ["example_db", "temp_db"]  # spatial_db was never made: skipped
     assert len(list(tmp_path.glob(f"{EXAMPLE_DB}-*.skbackup"))) == 2
     assert len(list(tmp_path.glob("my_first_app_temp_db-*.skbackup"))) == 2
+
+
+MANAGED = "sk_backup_managed"
+
+
+@pytest.fixture
+def managed(platform: Platform, my_first_app: type, pg_admin_url: str) -> Any:
+    """my_first_app's example_db on a service whose user has exactly LOGIN CREATEDB CREATEROLE (no superuser)."""
+    from storekeeper import apps
+    from tests.core.conftest import drop_service_user, make_service_user
+
+    make_service_user(platform, pg_admin_url, "managed", MANAGED, "managed-pw", "LOGIN CREATEDB CREATEROLE")
+    apps.assign_service(platform, APP, "example_db", "managed")
+    assert stores.sync_stores(platform, [APP], database="example_db")[0].ok
+    yield "managed"
+    engines.clear()
+    with connect_to(pg_admin_url, "postgres") as conn:
+        drop_service_user(conn, MANAGED)
+
+
+def test_export_import_and_clone_need_no_superuser(platform, managed, my_first_app, pg_admin_url, admin_conn, tmp_path):
+    engine = my_first_app.get_persistent_store_database("example_db")
+    with engine.connect() as conn:  # a pooled session of the store's role, ended by the swap
+        conn.execute(text("SELECT 1"))
+    file = tmp_path / "f.skbackup"
+    backups.export_store(platform, APP, "example_db", file)
+    _add_gage(pg_admin_url, 4)
+    backups.import_store(platform, APP, "example_db", file, replace=True)
+    assert _gage_values(pg_admin_url) == [1, 2]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM stream_gages")).scalar_one() == 2
+    backups.clone_store(platform, APP, "example_db", "managed_copy")
+    copy = "my_first_app_managed_copy"
+    assert rows(
+        pg_admin_url, copy, "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'stream_gages'"
+    ) == [(copy,)]
+    stores.drop_store(platform, APP, "managed_copy")
+    assert _side_databases(admin_conn) == []
+
+
+def test_a_spatial_store_clones_on_the_same_service_and_across(platform, my_first_app, pg_admin_url, postgis_available):
+    from sqlalchemy.engine import make_url
+
+    from storekeeper import services
+
+    require_postgis(postgis_available)
+    assert stores.sync_stores(platform, [APP], database="spatial_db")[0].ok
+    u = make_url(pg_admin_url)
+    services.create_service(
+        platform,
+        name="other",
+        host=u.host or "127.0.0.1",
+        port=u.port or 5432,
+        username=u.username or "postgres",
+        password=u.password,
+    )
+    for new, service in (("near_map", None), ("far_map", "other")):
+        backups.clone_store(platform, APP, "spatial_db", new, service=service)
+        db = f"my_first_app_{new}"
+        assert rows(pg_admin_url, db, "SELECT name, ST_AsText(geom) FROM places") == [
+            ("Provo", "POINT(-111.6585 40.2338)")
+        ]
+        assert rows(pg_admin_url, db, "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'places'") == [
+            (db,)
+        ]
+        with my_first_app.get_persistent_store_database(new).connect() as conn:
+            assert conn.execute(text("SELECT ST_Y(geom) FROM places")).scalar_one() == pytest.approx(40.2338)
