@@ -18,7 +18,9 @@ interleaved so both sides see the same machine:
 * ``clone``       — ``storekeeper stores clone`` (template copy, role hand-over) beside
   ``raw_template``: ``CREATE DATABASE … TEMPLATE``.
 
-Targets: export and import each at most 1.1x their raw counterpart. Prints JSON on stdout.
+Each pair is timed ``--rounds`` times (default 3), interleaved; medians are reported with
+every sample. Targets: export and import each at most 1.1x their raw counterpart. Prints
+JSON on stdout.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import datetime as dt
 import json
 import os
 import platform as pyplatform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,7 +53,19 @@ def _timed(fn: Any) -> float:
     return round(time.perf_counter() - start, 3)
 
 
-def run(admin_url: str, rows: int, work: Path) -> dict[str, Any]:
+def _pairs(out: dict[str, Any], raw_name: str, raw: Any, ours_name: str, ours: Any, rounds: int, between: Any) -> None:
+    """Time ``raw`` and ``ours`` ``rounds`` times each, interleaved; record every sample and the medians."""
+    samples: dict[str, list[float]] = {raw_name: [], ours_name: []}
+    for _ in range(rounds):
+        for name, fn in ((raw_name, raw), (ours_name, ours)):
+            samples[name].append(_timed(fn))
+            between()
+    for name, values in samples.items():
+        out[name + "_samples"] = values
+        out[name] = statistics.median(values)
+
+
+def run(admin_url: str, rows: int, work: Path, rounds: int) -> dict[str, Any]:
     import psycopg
     from psycopg import sql
     from sqlalchemy.engine import make_url
@@ -83,8 +98,8 @@ def run(admin_url: str, rows: int, work: Path) -> dict[str, Any]:
     with psycopg.connect(autocommit=True, dbname=DB, **params) as conn:  # type: ignore[arg-type]
         conn.execute("CREATE TABLE points (id bigserial PRIMARY KEY, value integer, geom geometry(Point, 4326))")
         conn.execute(
-            "INSERT INTO points (value, geom) SELECT g % 1000, "
-            "ST_SetSRID(ST_MakePoint(-180 + (g % 360), -90 + (g % 180)), 4326) FROM generate_series(1, %s) g",
+            "INSERT INTO points (value, geom) SELECT g %% 1000, "
+            "ST_SetSRID(ST_MakePoint(-180 + (g %% 360), -90 + (g %% 180)), 4326) FROM generate_series(1, %s) g",
             (rows,),
         )
         conn.execute("CREATE INDEX points_value ON points (value)")
@@ -112,25 +127,50 @@ def run(admin_url: str, rows: int, work: Path) -> dict[str, Any]:
             check=True,
         )
 
+    def drop(name: str) -> None:
+        with psycopg.connect(autocommit=True, dbname="postgres", **params) as admin:  # type: ignore[arg-type]
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    def tidy() -> None:
+        drop(RAW_DB)
+        drop(RAW_CLONE)
+        if stores.store_exists(platform, APP, "bench_clone"):
+            stores.drop_store(platform, APP, "bench_clone")
+
+    def export() -> None:
+        skfile.unlink(missing_ok=True)
+        backups.export_store(platform, APP, STORE, skfile)
+
+    def template() -> None:
+        with psycopg.connect(autocommit=True, dbname="postgres", **params) as admin:  # type: ignore[arg-type]
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(RAW_CLONE), sql.Identifier(DB))
+            )
+
     _log("export / raw pg_dump")
-    out["raw_dump_s"] = _timed(raw_dump)
-    out["export_s"] = _timed(lambda: backups.export_store(platform, APP, STORE, skfile))
+    _pairs(out, "raw_dump_s", raw_dump, "export_s", export, rounds, lambda: None)
     out["dump_bytes"] = rawfile.stat().st_size
     out["file_bytes"] = skfile.stat().st_size
     _log("import / raw pg_restore")
-    out["raw_restore_s"] = _timed(raw_restore)
-    out["import_s"] = _timed(lambda: backups.import_store(platform, APP, STORE, skfile, replace=True))
+    _pairs(
+        out,
+        "raw_restore_s",
+        raw_restore,
+        "import_s",
+        lambda: backups.import_store(platform, APP, STORE, skfile, replace=True),
+        rounds,
+        tidy,
+    )
     _log("clone / raw TEMPLATE")
-    with psycopg.connect(autocommit=True, dbname="postgres", **params) as admin:  # type: ignore[arg-type]
-        out["raw_template_s"] = _timed(
-            lambda: admin.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(RAW_CLONE), sql.Identifier(DB))
-            )
-        )
-        out["clone_s"] = _timed(lambda: backups.clone_store(platform, APP, STORE, "bench_clone"))
-        stores.drop_store(platform, APP, "bench_clone")
-        for name in (RAW_DB, RAW_CLONE):
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    _pairs(
+        out,
+        "raw_template_s",
+        template,
+        "clone_s",
+        lambda: backups.clone_store(platform, APP, STORE, "bench_clone"),
+        rounds,
+        tidy,
+    )
     out["export_ratio"] = round(out["export_s"] / out["raw_dump_s"], 3)
     out["import_ratio"] = round(out["import_s"] / out["raw_restore_s"], 3)
     out["clone_ratio"] = round(out["clone_s"] / out["raw_template_s"], 3)
@@ -143,6 +183,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="storekeeper-bench-")
     os.environ["STOREKEEPER_HOME"] = home
@@ -156,11 +197,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="storekeeper-bench-files-") as work:
         url = os.environ.get(DATABASE_URL_ENV)
         if url:
-            doc["results"] = run(url, args.rows, Path(work))
+            doc["results"] = run(url, args.rows, Path(work), args.rounds)
         else:
             with LocalServer.temporary(fast=True) as server:
                 doc["machine"]["postgresql"] = server.version()
-                doc["results"] = run(server.url(), args.rows, Path(work))
+                doc["results"] = run(server.url(), args.rows, Path(work), args.rounds)
     text = json.dumps(doc, indent=2)
     print(text)
     if args.json_out:

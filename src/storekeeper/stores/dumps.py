@@ -123,6 +123,9 @@ def client_hint(major: int) -> str:
     )
 
 
+_found: dict[tuple[str, int, str | None, Path], tuple[Path, str]] = {}
+
+
 def find_program(
     name: str, server_major: int, *, path: str | None = None, search_root: Path = DEFAULT_SEARCH_ROOT
 ) -> tuple[Path, str]:
@@ -130,17 +133,29 @@ def find_program(
 
     Candidates: ``name`` on ``PATH``, Debian's ``<search_root>/<major>/bin`` and the
     ``local`` extra's wheel. One of exactly the server's major version wins over a newer one.
+    A ``PATH`` entry that is a wrapper (Debian's ``pg_wrapper``, a Perl script that picks a
+    version on each run) comes after the real programs. Found once per process.
     """
+    path = path if path is not None else os.environ.get("PATH", os.defpath)
+    key = (name, server_major, path, search_root)
+    if key not in _found:
+        _found[key] = _find_program(name, server_major, path, search_root)
+    return _found[key]
+
+
+def _find_program(name: str, server_major: int, path: str | None, search_root: Path) -> tuple[Path, str]:
     candidates: list[Path] = []
-    on_path = shutil.which(name, path=path if path is not None else os.environ.get("PATH", os.defpath))
+    wrappers: list[Path] = []
+    on_path = shutil.which(name, path=path)
     if on_path is not None:
-        candidates.append(Path(on_path))
+        (candidates if Path(on_path).resolve().name == name else wrappers).append(Path(on_path))
     versions = []
     for bindir in search_root.glob("*/bin"):
         key = version_key(bindir.parent.name)
         if key is not None and is_executable(bindir / name):
             versions.append((key, bindir / name))
     candidates += [p for _, p in sorted(versions, reverse=True)]
+    candidates += wrappers
     embedded = embedded_bindir()
     if embedded is not None and is_executable(embedded / name):
         candidates.append(embedded / name)
