@@ -108,6 +108,12 @@ class _Keys(BaseSettings):
         description="How many backup files per store a --backup DIR keeps in that directory "
         "(the oldest beyond it are removed after each new one).",
     )
+    backups_max_upload_bytes: int = Field(
+        2 * 1024**3,
+        ge=1,
+        description="Largest backup file the portal takes as an upload to restore a store, in bytes "
+        "(uploads are exempt from portal.max_body_bytes).",
+    )
     local_datadir: str | None = Field(
         None,
         description="Data directory of the local PostgreSQL server (storekeeper db init/start); default "
@@ -211,6 +217,7 @@ class Config:
     portal_forwarded_allow_ips: str = ""
     portal_max_body_bytes: int = 1024 * 1024
     backups_keep: int = 5
+    backups_max_upload_bytes: int = 2 * 1024**3
 
     @property
     def config_file(self) -> Path:
@@ -410,6 +417,7 @@ def load_config(home: str | os.PathLike[str] | None = None, **overrides: Any) ->
         engines_revalidate_seconds=keys.engines_revalidate_seconds,
         engines_idle_timeout_seconds=keys.engines_idle_timeout_seconds,
         backups_keep=keys.backups_keep,
+        backups_max_upload_bytes=keys.backups_max_upload_bytes,
         local_datadir=keys.local_datadir,
         local_password=keys.local_password,
         local_port=keys.local_port,

@@ -17,6 +17,8 @@ Example::
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -49,16 +51,29 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
-class BodyLimit:
-    """Refuse request bodies larger than ``max_bytes`` with a 413 problem document, counting as they stream."""
+#: Routes that take larger bodies than ``portal.max_body_bytes``: a store's backup file upload.
+UPLOAD_PATH = re.compile(r"^/api/v1/apps/[^/]+/stores/[^/]+/import$")
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimit:
+    """Refuse request bodies larger than ``max_bytes`` with a 413 problem document, counting as they stream.
+
+    A path matching one of ``larger`` (pattern, limit) has that limit instead.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: tuple[tuple[re.Pattern[str], int], ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        path = scope.get("path") or ""
+        limit = next((size for pattern, size in self.larger if pattern.match(path)), self.max_bytes)
+        if limit != self.max_bytes:
+            await BodyLimit(self.app, limit)(scope, receive, send)
             return
         declared = _declared_length(scope)
         if declared is not None and declared > self.max_bytes:
@@ -102,7 +117,11 @@ async def _body_too_large(request: Request, err: Exception) -> JSONResponse:
 def install_limits(app: FastAPI, config: Config) -> None:
     """Add the body limit and, when proxies are configured, the proxy-header middleware (outermost)."""
     app.add_exception_handler(BodyTooLarge, _body_too_large)
-    app.add_middleware(BodyLimit, max_bytes=config.portal_max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=config.portal_max_body_bytes,
+        larger=((UPLOAD_PATH, config.backups_max_upload_bytes),),
+    )
     proxies = forwarded_allow_ips(config.portal_forwarded_allow_ips)
     if proxies:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
