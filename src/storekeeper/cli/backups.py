@@ -64,8 +64,8 @@ def export(
         str | None, typer.Option("--database", "-d", metavar="STORE", help="The store to export.")
     ] = None,
     output: Annotated[
-        Path, typer.Option("--output", "-o", metavar="FILE", help="File to write (with --all: a directory).")
-    ] = Path("."),
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="File to write (with --all: a directory).")
+    ] = None,
     all_stores: Annotated[bool, typer.Option("--all", help="Export every store of the app into -o DIR.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -76,6 +76,11 @@ def export(
         raise InputError(
             "Name one store with --database, or use --all.",
             hint=f"storekeeper stores export {app} --database STORE -o FILE",
+        )
+    if output is None:
+        raise InputError(
+            "Say where to write the backup with -o.",
+            hint=f"storekeeper stores export {app} --database STORE -o FILE  (or --all -o DIR)",
         )
     p = platform()
     with _progress("Exporting", as_json) as progress:
