@@ -255,3 +255,43 @@ def test_hostile_store_names_are_refused_before_anything_runs(run_cli, synced, t
         assert done.returncode == 1, (args, done.stdout, done.stderr)
         assert "Unexpected" not in done.stderr
     assert not (tmp_path / "x.skbackup").exists()
+
+
+def test_on_a_terminal_export_and_import_show_progress_and_import_asks(sk_home, synced, pg_admin_url, tmp_path):
+    """Run under a pseudo-terminal: Rich's progress bars show, and --replace asks before it acts."""
+    import pty
+
+    def on_terminal(*args: str, answer: bytes = b"") -> tuple[int, str]:
+        master, slave = pty.openpty()
+        env = {**os.environ, "STOREKEEPER_HOME": str(sk_home), "COLUMNS": "120", "TERM": "xterm"}
+        proc = subprocess.Popen([storekeeper_exe(), *args], stdin=slave, stdout=slave, stderr=slave, env=env)
+        os.close(slave)
+        if answer:
+            time.sleep(3)  # let the prompt come up
+            os.write(master, answer)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        os.close(master)
+        return proc.wait(timeout=120), output.decode(errors="replace")
+
+    file = tmp_path / "f.skbackup"
+    code, output = on_terminal("stores", "export", APP, "--database", "example_db", "-o", str(file))
+    assert code == 0, output
+    assert file.exists() and "bytes written" in output
+    code, output = on_terminal(
+        "stores", "import", APP, "--database", "example_db", str(file), "--replace", answer=b"n\n"
+    )
+    assert code != 0 and "Continue?" in output  # said no: nothing done
+    code, output = on_terminal(
+        "stores", "import", APP, "--database", "example_db", str(file), "--replace", answer=b"y\n"
+    )
+    assert code == 0, output
+    assert "replaced" in output
+    assert _values(pg_admin_url) == [1, 2]
