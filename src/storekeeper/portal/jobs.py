@@ -173,6 +173,11 @@ def _run_sync(platform: Platform, job_id: str, app: str, params: dict[str, Any],
     try:
         with audit.acting_as(actor):
             _update(platform, job_id, status=RUNNING, started_at=utcnow())
+            if params.get("refresh"):  # the stores' data is exported first; nothing is dropped if that fails
+                from storekeeper.stores import backups
+
+                store = params.get("store")
+                backups.backup_before(platform, app, [store] if store else None, backups.default_dir(platform))
             stores.sync_stores(
                 platform,
                 [app],

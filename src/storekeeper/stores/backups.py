@@ -50,7 +50,7 @@ from storekeeper import audit, engines
 from storekeeper.backends import get_backend
 from storekeeper.backends import postgresql as pg
 from storekeeper.backends.names import check_name, database_name
-from storekeeper.errors import InputError, ServiceError, StoreError
+from storekeeper.errors import InputError, ServiceError, StoreError, StorekeeperError
 from storekeeper.platform import Platform
 from storekeeper.platform.models import ABSENT, CREATING, DATABASE, INITIALIZED, Service, Setting, utcnow
 from storekeeper.stores import dumps, records, roles
@@ -353,14 +353,14 @@ def _export_existing(
 ) -> list[ExportResult]:
     results = []
     for name in names:
-        target, state = _store(platform, package, name)
-        if state == ABSENT:
-            continue
-        file = directory / f"{target.database}-{_stamp()}{dumps.SUFFIX}"
         try:
+            target, state = _store(platform, package, name)
+            if state == ABSENT:
+                continue
+            file = directory / f"{target.database}-{_stamp()}{dumps.SUFFIX}"
             results.append(export_store(platform, package, name, file, on_progress=on_progress))
-        except StoreError as err:
-            if skip_missing and err.status == 404:  # nothing on the server to lose
+        except StorekeeperError as err:
+            if skip_missing and err.status == 404:  # no such app, store or database: nothing to lose
                 continue
             raise
     return results
@@ -385,8 +385,8 @@ def backup_before(
     keep = keep if keep is not None else platform.config.backups_keep
     if names is None:
         with platform.session() as session:
-            app = records.load_app(session, package)
-            names = [s.name for s in app.settings if s.kind == DATABASE and s.service_id is not None]
+            app = records.find_app(session, package)
+            names = [s.name for s in app.settings if s.kind == DATABASE and s.service_id is not None] if app else []
     results = _export_existing(platform, package, names, directory, skip_missing=True, on_progress=on_progress)
     for result in results:
         database = database_name(result.app, result.store)

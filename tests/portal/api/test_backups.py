@@ -61,3 +61,19 @@ def test_uploads_have_their_own_size_limit(sk_home, monkeypatch, platform):
         assert client.post(url, content=b"x" * 5001).status_code == 413
         assert client.post(url, content=b"x" * 4000).status_code == 401  # past the limit check: not signed in
         assert client.post("/api/v1/auth/token", content=b"x" * 1001).status_code == 413
+
+
+def test_the_portal_backs_a_store_up_before_it_drops_or_refreshes_it(admin, my_first_app, platform, sk_home):
+    from tests.portal.conftest import wait_for_job
+
+    saved = sk_home / "backups"
+    wait_for_job(admin, admin.post(f"/api/v1/apps/{APP}/sync", json={"store": "temp_db"}).headers["location"])
+    job = wait_for_job(
+        admin, admin.post(f"/api/v1/apps/{APP}/sync", json={"store": "temp_db", "refresh": True}).headers["location"]
+    )
+    assert job["status"] == "succeeded", job
+    assert len(list(saved.glob("my_first_app_temp_db-*.skbackup"))) == 1
+    assert admin.delete(f"/api/v1/apps/{APP}/stores/temp_db").status_code == 204
+    assert len(list(saved.glob("my_first_app_temp_db-*.skbackup"))) == 2
+    assert admin.delete(f"/api/v1/apps/{APP}/stores/temp_db?backup=false").status_code == 204  # nothing left to save
+    assert len(list(saved.glob("*.skbackup"))) == 2

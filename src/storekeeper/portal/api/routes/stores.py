@@ -56,7 +56,15 @@ def rotate_credentials(app: str, platform: PlatformDep, _: AdminDep, database: s
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(*REACHES_SERVER))
-def drop_store(app: str, name: str, platform: PlatformDep, _: AdminDep) -> Response:
-    """Drop a store's database and its data (idempotent); a dynamic store is forgotten too."""
+def drop_store(app: str, name: str, platform: PlatformDep, _: AdminDep, backup: bool = True) -> Response:
+    """Drop a store's database and its data (idempotent); a dynamic store is forgotten too.
+
+    Its data is exported into the home's ``backups/`` first (``?backup=false`` skips it;
+    ``backups.keep`` files per store are kept there); nothing is dropped if that fails.
+    """
+    if backup:
+        from storekeeper.stores import backups
+
+        backups.backup_before(platform, app, [name], backups.default_dir(platform))
     stores.drop_store(platform, app, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -134,9 +134,13 @@ def confirm_drop(package: str, name: str, request: Request, platform: PlatformDe
 
 @router.post("/stores/{name}/drop")
 def drop_store(package: str, name: str, request: Request, platform: PlatformDep, _: AdminForm) -> Response:
-    """Drop a store's database and its data; a dynamic store is forgotten too."""
+    """Drop a store's database and its data (exported into the home's backups/ first); a dynamic store is forgotten."""
+    from storekeeper.stores import backups
+
     try:
+        saved = backups.backup_before(platform, package, [name], backups.default_dir(platform))
         stores.drop_store(platform, package, name)
     except StorekeeperError as err:
         return _app_page(request, platform, package, status=err.status, error=err)
-    return redirect(request, f"{PREFIX}/apps/{package}", f'Store "{name}" dropped.')
+    note = f" Its data was saved in {saved[0].file}." if saved else ""
+    return redirect(request, f"{PREFIX}/apps/{package}", f'Store "{name}" dropped.{note}')
