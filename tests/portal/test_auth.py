@@ -17,7 +17,12 @@ PUBLIC = {("POST", "/api/v1/auth/token"), ("GET", "/healthz")}
 #: Non-GET requests a viewer may make: revoking their own tokens, and testing a service (which changes nothing).
 VIEWER_MAY = {("DELETE", "/api/v1/auth/tokens/{token_id}"), ("POST", "/api/v1/services/{name}/test")}
 #: Reads that are for admins only.
-ADMIN_READS = {("GET", "/api/v1/users"), ("GET", "/api/v1/users/{username}")}
+#: Reads only admins may make: users, and a store's backup file (all of its data).
+ADMIN_READS = {
+    ("GET", "/api/v1/users"),
+    ("GET", "/api/v1/users/{username}"),
+    ("GET", "/api/v1/apps/{app}/stores/{name}/export"),
+}
 SAMPLE = {
     "token_id": "1",
     "name": "local",

@@ -13,6 +13,8 @@ The functions here are the core's store API, which the CLI, the portal and
 :mod:`~.roles`                each store's own login role; rotating its password
 :mod:`~.sync`                 sync, create and drop in the current mode
 :mod:`~.listing`              which stores exist
+:mod:`~.dumps`                backup files; finding pg_dump and pg_restore
+:mod:`~.backups`              export, import (restore aside, swap in), clone
 :mod:`~.adopt`                taking over databases another tool made (Tethys)
 ============================  ===================================================
 """
