@@ -1,0 +1,569 @@
+"""Schema migrations of stores: the Alembic script directory an app declares on a setting.
+
+A setting's ``migrations="my_app:migrations/example_db"`` names a directory
+inside the app's package (found with :mod:`importlib.resources`, so it works
+installed and editable) holding ordinary Alembic revision files under
+``versions/``. When the directory has no ``env.py`` (and ``script.py.mako``),
+storekeeper supplies its own (:mod:`storekeeper.stores.migration_env`).
+
+Migrations always run on a connection of their own to the store's database,
+logged in as the store's own role (so what they make is the role's), one
+transaction per revision, and under the store's advisory lock, which the
+caller holds: a sync (:mod:`~.provision`) or :func:`migrate`. Two processes
+migrating one store apply each revision once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.resources
+import io
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import Script, ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, MetaData, create_engine, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from storekeeper import audit
+from storekeeper.backends import get_backend
+from storekeeper.backends import postgresql as pg
+from storekeeper.backends.names import database_name
+from storekeeper.errors import MigrationError, StoreError, StorekeeperError
+from storekeeper.platform import Platform
+from storekeeper.platform.models import DATABASE
+from storekeeper.stores import records, roles
+from storekeeper.stores.initializers import login_refused
+from storekeeper.stores.model import Target
+
+#: storekeeper's env.py and script.py.mako, for script directories without their own.
+ENV_DIR = Path(__file__).parent / "migration_env"
+#: Alembic's default version table, in the store.
+VERSION_TABLE = "alembic_version"
+
+#: Tables, views and sequences of a store that no extension (PostGIS) owns: the schema an app made.
+_APP_RELATIONS = text(
+    "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND n.nspname NOT LIKE 'pg\\_toast%' AND c.relname <> :version_table AND NOT EXISTS ("
+    "SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') "
+    "ORDER BY 1 LIMIT 6"
+)
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    """One revision of a script directory, as Alembic names it."""
+
+    revision: str
+    down_revision: str | None
+    message: str
+    #: Alembic's one-line form: ``0001 -> 0002 (head), add name``.
+    line: str
+
+    @classmethod
+    def of(cls, script: Script) -> RevisionInfo:
+        down = script.down_revision
+        return cls(
+            revision=script.revision,
+            down_revision=down if down is None or isinstance(down, str) else ",".join(down),
+            message=script.doc or "",
+            line=script.cmd_format(verbose=False, include_branches=True, include_doc=True, include_parents=True),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """Where a store stands: its revision, its script directory's head, what is pending."""
+
+    app: str
+    store: str
+    database: str
+    migrations: str
+    #: The store's revision (None: at base, or the store does not exist).
+    current: str | None
+    head: str | None
+    exists: bool
+    pending: list[RevisionInfo] = field(default_factory=list)
+    #: Why the store cannot be migrated as it is (unknown revision, tables but no version table).
+    problem: str | None = None
+    hint: str | None = None
+
+    @property
+    def pending_count(self) -> int:
+        return len(self.pending)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "pending_count": self.pending_count}
+
+
+@dataclass(frozen=True)
+class MigrateResult:
+    """What ``stores migrate`` did to one store."""
+
+    app: str
+    store: str
+    database: str
+    action: str  # "upgrade", "downgrade", "stamp", "up to date", "sql"
+    before: str | None
+    after: str | None
+    revisions: list[str] = field(default_factory=list)
+    sql: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- the script directory ------------------------------------------------------------------------
+
+
+def directory(target: Target) -> Path:
+    """Return the script directory a store's setting names; raise naming the setting when it is missing."""
+    return resolve_location(target.migrations, app=target.app, store=target.name)
+
+
+def resolve_location(location: str, *, app: str, store: str) -> Path:
+    """Resolve ``package:relative/path`` to a directory on the file system that holds ``versions/``."""
+    package, _, relative = location.partition(":")
+    fix = f'fix migrations= of setting "{store}" in {app}\'s persistent_store_settings()'
+    try:
+        root = importlib.resources.files(package)
+    except (ImportError, TypeError, ValueError) as err:
+        raise MigrationError(
+            f'The migrations of store "{store}" of app "{app}" are in package "{package}", which cannot be '
+            f"imported: {type(err).__name__}: {err}",
+            hint=fix,
+            app=app,
+            setting=store,
+        ) from None
+    found = root.joinpath(*relative.split("/"))
+    path = Path(str(found))
+    if not isinstance(found, Path) or not (path / "versions").is_dir():
+        raise MigrationError(
+            f'The migrations of store "{store}" of app "{app}" ({location}) are not a directory holding '
+            f"versions/ on the file system (looked in {path}).",
+            hint=fix + " (a directory inside the package, with the revision files under versions/)",
+            app=app,
+            setting=store,
+        )
+    return path
+
+
+def _escape(value: str) -> str:
+    return value.replace("%", "%%")  # Config options are interpolated by configparser
+
+
+def config(
+    folder: Path,
+    *,
+    connection: Connection | None = None,
+    metadata: MetaData | None = None,
+    on_version_apply: Callable[..., None] | None = None,
+    stdout: io.StringIO | None = None,
+) -> Config:
+    """Return the Alembic configuration of a script directory (storekeeper's env.py unless it has its own)."""
+    cfg = Config(stdout=stdout if stdout is not None else io.StringIO())
+    cfg.set_main_option("path_separator", "newline")
+    if (folder / "env.py").is_file():
+        cfg.set_main_option("script_location", _escape(str(folder)))
+    else:
+        cfg.set_main_option("script_location", _escape(str(ENV_DIR)))
+        cfg.set_main_option("version_locations", _escape(str(folder / "versions")))
+    cfg.attributes["connection"] = connection
+    cfg.attributes["target_metadata"] = metadata
+    cfg.attributes["on_version_apply"] = on_version_apply
+    return cfg
+
+
+def script_directory(target: Target) -> ScriptDirectory:
+    """Return the Alembic script directory of a store's migrations."""
+    try:
+        return ScriptDirectory.from_config(config(directory(target)))
+    except CommandError as err:
+        raise _alembic_error(target, err) from None
+
+
+def head(script: ScriptDirectory, target: Target) -> str | None:
+    """Return the one head revision (a script directory with several heads is refused)."""
+    heads = script.get_heads()
+    if len(heads) > 1:
+        raise MigrationError(
+            f"The migrations of {target.what} ({target.migrations}) have {len(heads)} heads "
+            f"({', '.join(sorted(heads))}); storekeeper needs one.",
+            hint=f"merge them: alembic merge, or write a revision whose down_revision names both, in {target.migrations}",
+            app=target.app,
+            setting=target.name,
+        )
+    return heads[0] if heads else None
+
+
+def history(target: Target) -> list[RevisionInfo]:
+    """Return every revision of a store's script directory, newest first."""
+    script = script_directory(target)
+    head(script, target)
+    return [RevisionInfo.of(s) for s in script.walk_revisions()]
+
+
+def _alembic_error(target: Target, err: Exception) -> MigrationError:
+    return MigrationError(
+        f"The migrations of {target.what} ({target.migrations}): {pg.first_line(err)}",
+        hint=f"check the revision files in {target.migrations}; then: storekeeper stores current {target.app}",
+        app=target.app,
+        setting=target.name,
+    )
+
+
+# -- the store's side ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def store_connection(
+    backend: pg.PostgresBackend, target: Target, *, on_login_refused: Callable[[], None] | None = None
+) -> Iterator[Connection]:
+    """Open a connection of its own to the store's database, as the store's role (never an app's engine)."""
+    engine = create_engine(backend.url(target.database, login=target.login), poolclass=NullPool)
+    try:
+        try:
+            conn = engine.connect()
+        except OperationalError as err:
+            if on_login_refused is None or not login_refused(err):
+                raise
+            on_login_refused()
+            conn = engine.connect()
+        with conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def current_revision(conn: Connection) -> str | None:
+    """Return the store's revision (None: no version table, or at base); ends the reading transaction."""
+    try:
+        heads = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_heads()
+    finally:
+        conn.rollback()
+    return ",".join(heads) if heads else None
+
+
+def app_relations(conn: Connection) -> list[str]:
+    """Return up to six tables or views the store holds that no extension owns (ends the transaction)."""
+    try:
+        return [r[0] for r in conn.execute(_APP_RELATIONS, {"version_table": VERSION_TABLE})]
+    finally:
+        conn.rollback()
+
+
+def check(script: ScriptDirectory, target: Target, conn: Connection) -> str | None:
+    """Return the store's revision; raise when it is unknown, or when the store has tables but no revision."""
+    current = current_revision(conn)
+    if current is None:
+        tables = app_relations(conn)
+        if tables:
+            known = head(script, target)
+            raise MigrationError(
+                f"{target.what} has tables ({', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}) but no "
+                f"{VERSION_TABLE} table: it was made before it used migrations, so storekeeper cannot tell which "
+                "revision its schema matches, and running them all could fail or destroy data.",
+                hint=f"record the revision it matches, running nothing: storekeeper stores migrate {target.app} "
+                f"--database {target.name} --stamp REV  (REV: the revision its tables match, e.g. {known or 'head'}; "
+                f"see: storekeeper stores history {target.app} --database {target.name})",
+                app=target.app,
+                setting=target.name,
+            )
+        return None
+    for rev in current.split(","):
+        try:
+            script.get_revision(rev)
+        except CommandError:
+            known = head(script, target)
+            raise MigrationError(
+                f"{target.what} is at revision {rev}, which its app's migrations ({target.migrations}) do not know: "
+                f"they end at {known or 'no revision'}. Newer code was rolled back, or the revision was renamed.",
+                hint=f"install the version of {target.app} that has revision {rev}; or, if the store's schema "
+                f"matches a revision the code knows: storekeeper stores migrate {target.app} --database "
+                f"{target.name} --stamp REV",
+                app=target.app,
+                setting=target.name,
+            ) from None
+    return current
+
+
+def pending(script: ScriptDirectory, current: str | None, to: str = "heads") -> list[Script]:
+    """Return the revisions an upgrade from ``current`` to ``to`` applies, oldest first."""
+    lower = tuple(current.split(",")) if current else "base"
+    return list(reversed(list(script.iterate_revisions(to, lower))))
+
+
+def status_locked(backend: pg.PostgresBackend, target: Target, *, exists: bool) -> MigrationStatus:
+    """Read where a store stands (its revision, head, pending revisions); problems are reported, not raised."""
+    script = script_directory(target)
+    top = head(script, target)
+    base = MigrationStatus(
+        app=target.app,
+        store=target.name,
+        database=target.database,
+        migrations=target.migrations,
+        current=None,
+        head=top,
+        exists=exists,
+    )
+    if not exists:
+        return _replace(base, pending=[RevisionInfo.of(s) for s in pending(script, None)])
+    with store_connection(backend, target) as conn:
+        try:
+            current = check(script, target, conn)
+        except MigrationError as err:
+            return _replace(base, current=current_revision(conn), problem=err.message, hint=err.hint)
+    return _replace(base, current=current, pending=[RevisionInfo.of(s) for s in pending(script, current)])
+
+
+def _replace(status: MigrationStatus, **values: Any) -> MigrationStatus:
+    return MigrationStatus(**{**asdict(status), "pending": status.pending, **values})
+
+
+def upgrade_locked(
+    backend: pg.PostgresBackend,
+    target: Target,
+    *,
+    to: str = "heads",
+    on_login_refused: Callable[[], None] | None = None,
+) -> list[str]:
+    """Upgrade a store to ``to`` under the store's lock (the caller holds it); return the revisions applied.
+
+    Refuses a store at an unknown revision, or with tables but no version table.
+    A revision that fails rolls back alone: the store stays at the one before.
+    """
+    script = script_directory(target)
+    head(script, target)
+    with store_connection(backend, target, on_login_refused=on_login_refused) as conn:
+        current = check(script, target, conn)
+        steps = pending(script, current, to)
+        if not steps:
+            return []
+        return _run(target, conn, steps, lambda cfg: command.upgrade(cfg, to), before=current)
+
+
+def _run(
+    target: Target, conn: Connection, steps: list[Script], run: Callable[[Config], None], *, before: str | None
+) -> list[str]:
+    """Run an Alembic command over ``steps``; raise naming the revision that failed and where the store stays."""
+    applied: list[str] = []
+
+    def record(*, step: Any, **_: Any) -> None:
+        applied.append(step.up_revision_id if step.is_upgrade else ",".join(step.down_revision_ids) or "base")
+
+    cfg = config(directory(target), connection=conn, on_version_apply=record)
+    try:
+        run(cfg)
+    except Exception as err:
+        with contextlib.suppress(Exception):
+            conn.rollback()
+        failed = steps[len(applied)] if len(applied) < len(steps) else steps[-1]
+        stays = applied[-1] if applied else before
+        with contextlib.suppress(Exception):
+            stays = current_revision(conn)
+        reason = f"{type(err).__name__}: {pg.first_line(getattr(err, 'orig', None) or err)}"
+        raise MigrationError(
+            f'Migration {failed.revision} ("{failed.doc or ""}") of {target.what} failed: {reason}. '
+            f"The store stays at revision {stays or 'base'}.",
+            hint=f"fix revision {failed.revision} in {target.migrations}, then run: storekeeper stores migrate "
+            f"{target.app} --database {target.name}",
+            app=target.app,
+            setting=target.name,
+            revision=failed.revision,
+        ) from None
+    conn.commit()
+    return applied
+
+
+# -- the stores migrate command --------------------------------------------------------------------
+
+
+def targets(platform: Platform, package: str, store: str | None) -> list[Target]:
+    """Return the targets of an app's database stores that declare migrations (or the one named)."""
+    from storekeeper import discovery
+
+    discovery.discover(platform, [package])
+    found: list[Target] = []
+    with platform.session() as session:
+        app = records.load_app(session, package)
+        if store is not None:
+            rows = [records.get_setting(app, store)]
+            if rows[0].kind != DATABASE:
+                raise records.wrong_kind(package, store, rows[0].kind)
+            if not rows[0].migrations:
+                raise MigrationError(
+                    f'Store "{store}" of app "{package}" declares no migrations.',
+                    hint=f'add migrations="PACKAGE:path/to/dir" to setting "{store}" in {package}\'s '
+                    "persistent_store_settings()",
+                    app=package,
+                    setting=store,
+                )
+        else:
+            rows = [s for s in app.settings if s.kind == DATABASE and not s.orphaned and s.migrations]
+        for row in rows:
+            found.append(records.make_target(platform, app, row, database_name(package, row.name)))
+    return found
+
+
+def status(platform: Platform, package: str, store: str | None = None) -> list[MigrationStatus]:
+    """Return where each of an app's migrated stores stands (``stores current``)."""
+    results = []
+    for target in targets(platform, package, store):
+        backend = get_backend(target.backend, target.spec)
+        with backend.connect() as conn:
+            exists = backend.marker(conn, target.database).exists
+        results.append(status_locked(backend, target, exists=exists))
+    return results
+
+
+def migrate(
+    platform: Platform,
+    package: str,
+    store: str | None = None,
+    *,
+    to: str | None = None,
+    stamp: str | None = None,
+    sql: bool = False,
+) -> list[MigrateResult]:
+    """Upgrade (or downgrade, to an older ``to``) an app's stores, or ``stamp`` one; ``sql`` only prints the SQL.
+
+    Each store is migrated under its advisory lock, on a connection of its own as
+    the store's role; every change (and every failure) is in the audit log.
+    """
+    chosen = targets(platform, package, store)
+    if (to is not None or stamp is not None) and store is None and len(chosen) != 1:
+        raise MigrationError(
+            f'--to and --stamp name a revision of one store: name it with --database (app "{package}" has '
+            f"{len(chosen)} stores with migrations).",
+            hint=f"storekeeper stores migrate {package} --database STORE --to REV",
+            app=package,
+        )
+    results = []
+    for target in chosen:
+        subject = f"{target.app}/{target.name}"
+        try:
+            result = _migrate_one(platform, target, to=to, stamp=stamp, sql=sql)
+        except StorekeeperError as err:
+            if not sql:
+                audit.record_now(platform, "store.migrate", subject, "error", err.message)
+            raise
+        if not sql and result.action != "up to date":
+            detail = f"{result.action} {result.before or 'base'} -> {result.after or 'base'}"
+            audit.record_now(platform, "store.migrate", subject, "ok", detail)
+        results.append(result)
+    return results
+
+
+def _migrate_one(platform: Platform, target: Target, *, to: str | None, stamp: str | None, sql: bool) -> MigrateResult:
+    started = time.perf_counter()
+    backend = get_backend(target.backend, target.spec)
+    script = script_directory(target)
+    head(script, target)
+    with backend.store_lock(target.database) as lock:
+        if not backend.marker(lock, target.database).exists:
+            raise StoreError(
+                f"{target.what} does not exist yet.",
+                hint=f"storekeeper syncstores {target.app} --database {target.name}",
+                app=target.app,
+                setting=target.name,
+            )
+
+        def repair(target: Target = target) -> None:
+            roles.reset_password(backend, lock, target)
+
+        with store_connection(backend, target, on_login_refused=repair) as conn:
+            before = current_revision(conn)
+            if stamp is not None:
+                rev = _resolve(script, target, stamp)
+                out = io.StringIO()
+                cfg = config(directory(target), connection=None if sql else conn, stdout=out)
+                command.stamp(cfg, rev, sql=sql, purge=True)
+                if sql:
+                    return _result(target, "sql", before, before, [], started, sql=out.getvalue())
+                conn.commit()
+                return _result(target, "stamp", before, current_revision(conn), [rev], started)
+            before = check(script, target, conn)
+            goal = "heads" if to in (None, "head", "heads") else _resolve(script, target, to)
+            down = _is_downgrade(script, before, goal)
+            if down:
+                assert before is not None
+                steps = list(script.iterate_revisions(before, goal))
+            else:
+                steps = pending(script, before, goal)
+            if not steps:
+                return _result(target, "up to date", before, before, [], started)
+            action = "downgrade" if down else "upgrade"
+            if sql:
+                out = io.StringIO()
+                span = f"{before}:{goal}" if before else goal
+                (command.downgrade if down else command.upgrade)(config(directory(target), stdout=out), span, sql=True)
+                return _result(target, "sql", before, before, [s.revision for s in steps], started, sql=out.getvalue())
+            run = command.downgrade if down else command.upgrade
+            applied = _run(target, conn, steps, lambda cfg: run(cfg, goal), before=before)
+            return _result(target, action, before, current_revision(conn), applied, started)
+
+
+def _result(
+    target: Target,
+    action: str,
+    before: str | None,
+    after: str | None,
+    revisions: list[str],
+    started: float,
+    *,
+    sql: str | None = None,
+) -> MigrateResult:
+    return MigrateResult(
+        app=target.app,
+        store=target.name,
+        database=target.database,
+        action=action,
+        before=before,
+        after=after,
+        revisions=revisions,
+        sql=sql,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _resolve(script: ScriptDirectory, target: Target, rev: str) -> str:
+    """Return the full revision id ``rev`` names (``head``, ``base``, a unique prefix); raise naming the known ones."""
+    if rev in ("base",):
+        return rev
+    try:
+        found = script.get_revision(rev)
+    except CommandError:
+        found = None
+    if found is None:
+        known = ", ".join(s.revision for s in script.walk_revisions()) or "none"
+        raise MigrationError(
+            f"Revision {rev!r} is not one of the migrations of {target.what} (known: {known}).",
+            hint=f"storekeeper stores history {target.app} --database {target.name}",
+            app=target.app,
+            setting=target.name,
+        )
+    return found.revision
+
+
+def _is_downgrade(script: ScriptDirectory, current: str | None, goal: str) -> bool:
+    """True when ``goal`` (a full revision id, ``heads`` or ``base``) is older than ``current``."""
+    if current is None or goal == "heads":
+        return False
+    if goal == "base":
+        return True
+    ancestors = {s.revision for s in script.iterate_revisions(current, "base")}
+    return goal in ancestors and goal != current
