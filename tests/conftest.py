@@ -26,14 +26,14 @@ from storekeeper.platform import Platform, db, load_platform, reset_platform
 pytest_plugins = ["tests.pg_server"]
 
 #: Database-name prefixes of the apps in tests/apps and examples/; tests drop these freely.
-TEST_APP_PREFIXES = ("my_first_app_", "bench_app_", "flaky_app_", "rows_app_", "links_", "stream_gages_")
+TEST_APP_PREFIXES = ("my_first_app_", "bench_app_", "flaky_app_", "rows_app_", "migrating_app_", "links_", "stream_gages_")
 SERVICE = "local"
 #: The installation id of every test home: one installation, as a developer's machine is, so stores, roles
 #: and templates a test leaves on the shared server belong to the next test's home too. Tests of two
 #: installations make homes of their own (see tests/reliability).
 TEST_INSTALLATION = "test-suite"
 #: Every app the test environment installs: tests/apps and the examples.
-INSTALLED_APPS = {"bench_app", "flaky_app", "my_first_app", "rows_app", "links", "stream_gages"}
+INSTALLED_APPS = {"bench_app", "flaky_app", "my_first_app", "rows_app", "migrating_app", "links", "stream_gages"}
 
 
 def _admin_params(url: str) -> dict[str, object]:

@@ -116,7 +116,7 @@ class MigrateResult:
     app: str
     store: str
     database: str
-    action: str  # "upgrade", "downgrade", "stamp", "up to date", "sql"
+    action: str  # "upgrade", "downgrade", "stamp", "up to date", "sql", "absent" (not made yet: a sync makes it)
     before: str | None
     after: str | None
     revisions: list[str] = field(default_factory=list)
@@ -175,7 +175,8 @@ def config(
     stdout: io.StringIO | None = None,
 ) -> Config:
     """Return the Alembic configuration of a script directory (storekeeper's env.py unless it has its own)."""
-    cfg = Config(stdout=stdout if stdout is not None else io.StringIO())
+    out = stdout if stdout is not None else io.StringIO()
+    cfg = Config(stdout=out, output_buffer=out)  # output_buffer: where --sql writes
     cfg.set_main_option("path_separator", "newline")
     if (folder / "env.py").is_file():
         cfg.set_main_option("script_location", _escape(str(folder)))
@@ -363,7 +364,7 @@ def _run(
     applied: list[str] = []
 
     def record(*, step: Any, **_: Any) -> None:
-        applied.append(step.up_revision_id if step.is_upgrade else ",".join(step.down_revision_ids) or "base")
+        applied.append(step.up_revision_id)  # the revision applied, or undone by a downgrade
 
     cfg = config(directory(target), connection=conn, on_version_apply=record)
     try:
@@ -456,25 +457,29 @@ def migrate(
     for target in chosen:
         subject = f"{target.app}/{target.name}"
         try:
-            result = _migrate_one(platform, target, to=to, stamp=stamp, sql=sql)
+            result = _migrate_one(platform, target, to=to, stamp=stamp, sql=sql, skip_absent=store is None)
         except StorekeeperError as err:
             if not sql:
                 audit.record_now(platform, "store.migrate", subject, "error", err.message)
             raise
-        if not sql and result.action != "up to date":
+        if not sql and result.action not in ("up to date", "absent"):
             detail = f"{result.action} {result.before or 'base'} -> {result.after or 'base'}"
             audit.record_now(platform, "store.migrate", subject, "ok", detail)
         results.append(result)
     return results
 
 
-def _migrate_one(platform: Platform, target: Target, *, to: str | None, stamp: str | None, sql: bool) -> MigrateResult:
+def _migrate_one(
+    platform: Platform, target: Target, *, to: str | None, stamp: str | None, sql: bool, skip_absent: bool
+) -> MigrateResult:
     started = time.perf_counter()
     backend = get_backend(target.backend, target.spec)
     script = script_directory(target)
     head(script, target)
     with backend.store_lock(target.database) as lock:
         if not backend.marker(lock, target.database).exists:
+            if skip_absent:  # a sync makes it, at head
+                return _result(target, "absent", None, None, [], started)
             raise StoreError(
                 f"{target.what} does not exist yet.",
                 hint=f"storekeeper syncstores {target.app} --database {target.name}",
