@@ -26,7 +26,15 @@ from storekeeper.platform import Platform, db, load_platform, reset_platform
 pytest_plugins = ["tests.pg_server"]
 
 #: Database-name prefixes of the apps in tests/apps and examples/; tests drop these freely.
-TEST_APP_PREFIXES = ("my_first_app_", "bench_app_", "flaky_app_", "rows_app_", "migrating_app_", "links_", "stream_gages_")
+TEST_APP_PREFIXES = (
+    "my_first_app_",
+    "bench_app_",
+    "flaky_app_",
+    "rows_app_",
+    "migrating_app_",
+    "links_",
+    "stream_gages_",
+)
 SERVICE = "local"
 #: The installation id of every test home: one installation, as a developer's machine is, so stores, roles
 #: and templates a test leaves on the shared server belong to the next test's home too. Tests of two
