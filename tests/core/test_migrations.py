@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from storekeeper import apps, stores
+from storekeeper import stores
 from storekeeper.errors import MigrationError
 from storekeeper.platform import Platform
 from storekeeper.stores import migrations
@@ -16,14 +16,6 @@ from tests.core.conftest import rows
 
 APP = "migrating_app"
 DB = "migrating_app_db"
-
-
-@pytest.fixture
-def migrating_app(platform: Platform, service: str) -> str:
-    """migrating_app with its settings assigned to the test service (stores not yet created)."""
-    for setting in ("primary", "db", "autogen_db"):
-        apps.assign_service(platform, APP, setting, service)
-    return APP
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ from storekeeper.platform.models import DATABASE, Service
 from storekeeper.retry import retry
 from storekeeper.services import service_spec, service_specs
 from storekeeper.stores import initializers, records
+from storekeeper.stores import migrations as schema
 from storekeeper.stores.initializers import initialize_unrecorded
 from storekeeper.stores.model import SyncResult, Target
 from storekeeper.testing.names import COPY_REGEX, TEMPLATE_REGEX, copy_name, discard_name, spare_name, template_name
@@ -92,10 +93,22 @@ def reset() -> None:
         _options["rebuild_templates"] = False
 
 
-def code_hash(initializer: str, spatial: bool) -> str:
-    """Return the hash that ties a template to the code that built it."""
+def code_hash(initializer: str, spatial: bool, migrations: str = "") -> str:
+    """Return the hash that ties a template to the code that built it.
+
+    With ``migrations`` (a store's script directory), its head revision and its
+    revision files are part of it: a new or edited revision rebuilds the template.
+    """
     h = hashlib.blake2b(digest_size=10)
     h.update(f"{__version__}|{initializer}|{spatial}".encode())
+    if migrations:
+        folder = schema.resolve_location(migrations, app="", store="")
+        script = schema.ScriptDirectory.from_config(schema.config(folder))
+        h.update(f"|{migrations}|{','.join(sorted(script.get_heads()))}".encode())
+        for f in sorted(folder.rglob("*.py")):
+            if "__pycache__" not in f.parts:
+                h.update(str(f.relative_to(folder)).encode())
+                h.update(f.read_bytes())
     # The app's own package (inside its namespace for a Tethys-style app), as the initializer is found.
     module = initializers.module_of(initializer) if initializer else None
     spec = importlib.util.find_spec(discovery.package_root(module)) if module else None
@@ -199,7 +212,11 @@ def _reach(
 
 def _wanted(target: Target) -> str:
     """Return the marker an up-to-date template of this store carries (who owns it is part of it)."""
-    return TEMPLATE_MARKER + code_hash(target.initializer, target.spatial) + (":role" if target.role else "")
+    return (
+        TEMPLATE_MARKER
+        + code_hash(target.initializer, target.spatial, target.migrations)
+        + (":role" if target.role else "")
+    )
 
 
 def ensure_template(backend: PostgresBackend, target: Target, *, rebuild: bool = False) -> str:
@@ -223,6 +240,8 @@ def ensure_template(backend: PostgresBackend, target: Target, *, rebuild: bool =
         else:
             backend.create_database(conn, template, what=what, owner=target.owner, role=target.role)
         try:
+            if target.migrations:  # built at head, then initialized
+                schema.upgrade_locked(backend, target.at(template))
             if target.initializer:
                 _initialize(backend, target.at(template), True)
         except BaseException:
@@ -287,6 +306,8 @@ def provision_copy(
                     backend.create_database(
                         conn, target.database, what=target.what, owner=target.owner, role=target.role
                     )
+                if target.migrations:
+                    schema.upgrade_locked(backend, target)
                 if target.initializer:
                     _initialize(backend, target, True)
                 first_time = True if target.initializer else None
