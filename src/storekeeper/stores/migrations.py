@@ -197,6 +197,11 @@ def script_directory(target: Target) -> ScriptDirectory:
         raise _alembic_error(target, err) from None
 
 
+def heads_of(folder: Path) -> list[str]:
+    """Return the head revisions of a script directory, sorted."""
+    return sorted(ScriptDirectory.from_config(config(folder)).get_heads())
+
+
 def head(script: ScriptDirectory, target: Target) -> str | None:
     """Return the one head revision (a script directory with several heads is refused)."""
     heads = script.get_heads()

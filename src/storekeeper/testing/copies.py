@@ -103,8 +103,7 @@ def code_hash(initializer: str, spatial: bool, migrations: str = "") -> str:
     h.update(f"{__version__}|{initializer}|{spatial}".encode())
     if migrations:
         folder = schema.resolve_location(migrations, app="", store="")
-        script = schema.ScriptDirectory.from_config(schema.config(folder))
-        h.update(f"|{migrations}|{','.join(sorted(script.get_heads()))}".encode())
+        h.update(f"|{migrations}|{','.join(schema.heads_of(folder))}".encode())
         for f in sorted(folder.rglob("*.py")):
             if "__pycache__" not in f.parts:
                 h.update(str(f.relative_to(folder)).encode())
