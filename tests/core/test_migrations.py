@@ -160,7 +160,7 @@ def test_a_store_at_a_revision_the_code_does_not_know_is_refused(
     assert "--stamp REV" in (result.hint or "")
     with pytest.raises(MigrationError, match="ffff9999"):
         migrations.migrate(platform, APP, "db")
-    (status,) = migrations.status(platform, APP, "db")
+    (status,) = migrations.migration_status(platform, APP, "db")
     assert status.current == "ffff9999" and status.problem is not None
 
 
@@ -182,11 +182,11 @@ def test_a_store_with_tables_but_no_version_table_is_refused_until_stamped(
 
 
 def test_status_and_history(platform: Platform, migrating_app: str) -> None:
-    (before,) = migrations.status(platform, APP, "db")
+    (before,) = migrations.migration_status(platform, APP, "db")
     assert (before.exists, before.current, before.head, before.pending_count) == (False, None, "0003", 3)
     assert sync(platform).ok
     migrations.migrate(platform, APP, "db", to="0001")
-    (now,) = migrations.status(platform, APP, "db")
+    (now,) = migrations.migration_status(platform, APP, "db")
     assert (now.exists, now.current, now.head, [p.revision for p in now.pending]) == (
         True,
         "0001",

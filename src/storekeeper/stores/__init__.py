@@ -13,6 +13,7 @@ The functions here are the core's store API, which the CLI, the portal and
 :mod:`~.roles`                each store's own login role; rotating its password
 :mod:`~.sync`                 sync, create and drop in the current mode
 :mod:`~.listing`              which stores exist
+:mod:`~.migrations`           schema migrations (Alembic) of stores that declare them
 ============================  ===================================================
 """
 
@@ -20,6 +21,17 @@ from __future__ import annotations
 
 from storekeeper.stores.initializers import check_initializer_path
 from storekeeper.stores.listing import connection_names, existing_store_names, list_stores, store_exists
+from storekeeper.stores.migrations import (
+    MigrateResult,
+    MigrationStatus,
+    NewRevision,
+    RevisionInfo,
+    migrate,
+    migration_history,
+    migration_status,
+    migration_target,
+    new_revision,
+)
 from storekeeper.stores.mode import StoreMode, testing_mode
 from storekeeper.stores.model import DEFAULT_JOBS, StoreInfo, SyncResult, Target
 from storekeeper.stores.resolve import resolve
@@ -28,6 +40,10 @@ from storekeeper.stores.sync import create_store, drop_store, sync_stores
 
 __all__ = [
     "DEFAULT_JOBS",
+    "MigrateResult",
+    "MigrationStatus",
+    "NewRevision",
+    "RevisionInfo",
     "RotationResult",
     "StoreInfo",
     "StoreMode",
@@ -39,6 +55,11 @@ __all__ = [
     "drop_store",
     "existing_store_names",
     "list_stores",
+    "migrate",
+    "migration_history",
+    "migration_status",
+    "migration_target",
+    "new_revision",
     "resolve",
     "rotate_credentials",
     "store_exists",

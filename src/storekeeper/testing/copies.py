@@ -330,6 +330,22 @@ def provision_copy(
     return SyncResult.done(target, action, first_time=first_time, seconds=time.perf_counter() - started)
 
 
+def existing_copy(platform: Platform, package: str, name: str) -> Target | None:
+    """Return the target of a store's test copy, reached as its test role, when the copy exists (else None).
+
+    ``storekeeper stores revision --autogenerate`` compares the models with it, so the
+    live store is not needed for that.
+    """
+    target = TESTING.target(platform, package, name)
+    if target is None:
+        return None
+    backend = get_backend(target.backend, target.spec)
+    with backend.connect() as conn:
+        if not backend.marker(conn, target.database).exists:
+            return None
+    return _reach(platform, backend, None, target)
+
+
 # -- spares: the next fresh copy, cloned in the background while a test runs ----------------
 
 _spare_pool: ThreadPoolExecutor | None = None
@@ -651,6 +667,7 @@ __all__ = [
     "drop_copy",
     "drop_spares",
     "ensure_template",
+    "existing_copy",
     "provision_copy",
     "reset",
     "set_rebuild_templates",

@@ -6,6 +6,9 @@ Create Date: 2026-11-30 02:01:00
 
 """
 
+import os
+import time
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -17,6 +20,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("gages", sa.Column("name", sa.Text(), nullable=True))
+    time.sleep(float(os.environ.get("MIGRATING_APP_DELAY", "0")))  # lets concurrent processes overlap
 
 
 def downgrade() -> None:
