@@ -201,3 +201,47 @@ def test_status_and_history(platform: Platform, migrating_app: str) -> None:
         ("0001", None, "create gages"),
     ]
     assert revs[0].line == "0002 -> 0003 (head), create readings"
+
+
+def test_a_dynamic_store_created_with_migrations_is_brought_to_head(
+    platform: Platform, migrating_app: str, pg_admin_url: str
+) -> None:
+    from sample_apps.migrating import App
+
+    assert App.create_persistent_store(
+        "scenario_1",
+        "primary",
+        initializer="sample_apps.migrating.init_db",
+        migrations="sample_apps:migrations/migrating_db",
+    )
+    db = "migrating_app_scenario_1"
+    assert rows(pg_admin_url, db, "SELECT version_num FROM alembic_version") == [("0003",)]
+    assert rows(pg_admin_url, db, "SELECT first_time FROM init_log") == [(True,)]
+    (status,) = migrations.migration_status(platform, APP, "scenario_1")
+    assert (status.current, status.pending_count) == ("0003", 0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("migrations", "no_colon"),
+        ("migrations", "pkg:/absolute"),
+        ("migrations", "pkg:../outside"),
+        ("migrations", "pkg:a/../b"),
+        ("metadata", "pkg.model"),
+        ("metadata", "pkg.model:Base.metadata()"),
+    ],
+)
+def test_a_setting_refuses_a_malformed_migrations_or_metadata(field: str, value: str) -> None:
+    from storekeeper import InvalidNameError
+    from storekeeper.app_settings import PersistentStoreDatabaseSetting
+
+    with pytest.raises(InvalidNameError, match=field):
+        PersistentStoreDatabaseSetting(name="db", **{field: value})
+    assert PersistentStoreDatabaseSetting(name="db", migrations="pkg.sub:migrations/db", metadata="pkg.m:Base.metadata")
+
+
+def test_a_missing_script_directory_names_the_setting(platform: Platform, migrating_app: str) -> None:
+    target = migrations.migration_target(platform, APP, "db")
+    with pytest.raises(MigrationError, match='fix migrations= of setting "db"'):
+        migrations.directory(target.__class__(**{**target.__dict__, "migrations": "sample_apps:no/such/dir"}))

@@ -312,6 +312,7 @@ class LiveStores:
         refresh: bool,
         force_first_time: bool,
         app_cls: AppClass | None,
+        migrations: str = "",
     ) -> SyncResult:
         """Record a dynamic store (or find the static one of that name) and provision it."""
         if connection_name is None:
@@ -330,7 +331,9 @@ class LiveStores:
         def register() -> Target:
             with platform.session() as session:
                 app = records.load_app(session, package)
-                row = _register_dynamic(session, app, name, connection_name, spatial=spatial, initializer=initializer)
+                row = _register_dynamic(
+                    session, app, name, connection_name, spatial=spatial, initializer=initializer, migrations=migrations
+                )
                 return records.make_target(platform, app, row, database_name(package, name))
 
         # Two processes registering the same new dynamic store race on the unique
@@ -410,7 +413,14 @@ class LiveStores:
 
 
 def _register_dynamic(
-    session: Session, app: App, name: str, connection_name: str, *, spatial: bool, initializer: str
+    session: Session,
+    app: App,
+    name: str,
+    connection_name: str,
+    *,
+    spatial: bool,
+    initializer: str,
+    migrations: str = "",
 ) -> Setting:
     """Return the setting row a created store provisions: a new dynamic one, or the existing one."""
     conn_row = records.connection_for_store(app, connection_name, name)
@@ -424,6 +434,7 @@ def _register_dynamic(
             description="",
             initializer=initializer,
             spatial=spatial,
+            migrations=migrations,
             service_id=conn_row.service_id,
             connection_name=connection_name,
             state=ABSENT,
@@ -433,6 +444,7 @@ def _register_dynamic(
     elif row.dynamic:
         row.spatial = spatial or row.spatial
         row.initializer = initializer or row.initializer
+        row.migrations = migrations or row.migrations
     elif row.service_id is None:
         row.service_id = conn_row.service_id
     session.flush()

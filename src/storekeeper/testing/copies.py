@@ -67,6 +67,7 @@ class DynamicTestStore:
     connection_name: str
     spatial: bool
     initializer: str
+    migrations: str = ""
 
 
 #: (package, name) -> dynamic stores made by create_persistent_store in testing mode.
@@ -550,6 +551,7 @@ class TestCopies:
             database=copy_name(package, name),
             spatial=entry.spatial,
             initializer=entry.initializer,
+            migrations=entry.migrations,
             backend=svc.backend,
             spec=service_spec(platform, svc),
         )
@@ -587,6 +589,7 @@ class TestCopies:
         refresh: bool,
         force_first_time: bool,
         app_cls: AppClass | None,
+        migrations: str = "",
     ) -> SyncResult:
         """Make test copies only; live stores and the platform records stay untouched."""
         if app_cls is not None:
@@ -618,6 +621,7 @@ class TestCopies:
                         connection_name=connection_name,
                         spatial=spatial,
                         initializer=initializer or (row.initializer if row is not None else ""),
+                        migrations=migrations or (row.migrations if row is not None else ""),
                     )
                     found = self.unrecorded_target(platform, session, package, name)
                     assert found is not None
