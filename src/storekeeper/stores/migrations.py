@@ -420,7 +420,8 @@ def targets(platform: Platform, package: str, store: str | None) -> list[Target]
                     setting=store,
                 )
         else:
-            rows = [s for s in app.settings if s.kind == DATABASE and not s.orphaned and s.migrations]
+            # Stores with no service yet are left out: a sync makes them once one is assigned.
+            rows = [s for s in app.settings if s.kind == DATABASE and not s.orphaned and s.migrations and s.service]
         for row in rows:
             found.append(records.make_target(platform, app, row, database_name(package, row.name)))
     return found
@@ -433,7 +434,23 @@ def migration_status(platform: Platform, package: str, store: str | None = None)
         backend = get_backend(target.backend, target.spec)
         with backend.connect() as conn:
             exists = backend.marker(conn, target.database).exists
-        results.append(status_locked(backend, target, exists=exists))
+        try:
+            results.append(status_locked(backend, target, exists=exists))
+        except OperationalError as err:  # the store refused its role's login, or went away
+            script = script_directory(target)
+            results.append(
+                MigrationStatus(
+                    app=target.app,
+                    store=target.name,
+                    database=target.database,
+                    migrations=target.migrations,
+                    current=None,
+                    head=head(script, target),
+                    exists=exists,
+                    problem=f"cannot read its revision: {pg.first_line(getattr(err, 'orig', None) or err)}",
+                    hint=f"storekeeper syncstores {target.app} --database {target.name}",
+                )
+            )
     return results
 
 
