@@ -245,3 +245,16 @@ def test_a_missing_script_directory_names_the_setting(platform: Platform, migrat
     target = migrations.migration_target(platform, APP, "db")
     with pytest.raises(MigrationError, match='fix migrations= of setting "db"'):
         migrations.directory(target.__class__(**{**target.__dict__, "migrations": "sample_apps:no/such/dir"}))
+
+
+def test_stores_migrated_in_parallel_threads_each_get_their_own_revisions(
+    platform: Platform, migrating_app: str, pg_admin_url: str
+) -> None:
+    results = stores.sync_stores(platform, [APP], jobs=4)  # db and autogen_db at once
+    assert [(r.store, r.ok, r.revisions) for r in results] == [
+        ("db", True, ["0001", "0002", "0003"]),
+        ("autogen_db", True, ["a001"]),
+    ]
+    assert tables(pg_admin_url) == {"alembic_version", "gages", "init_log", "readings"}
+    public = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+    assert {r[0] for r in rows(pg_admin_url, "migrating_app_autogen_db", public)} == {"alembic_version", "items"}

@@ -20,6 +20,7 @@ import contextlib
 import importlib
 import importlib.resources
 import io
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -51,6 +52,11 @@ from storekeeper.stores.model import Target
 ENV_DIR = Path(__file__).parent / "migration_env"
 #: Alembic's default version table, in the store.
 VERSION_TABLE = "alembic_version"
+
+#: Alembic runs a command through module-level proxies (``alembic.context``, ``alembic.op``), so two
+#: threads of one process (a sync works on several stores at once) must not run commands together:
+#: a revision's ``op`` calls would reach the other store. Processes are kept apart by the store's lock.
+_alembic = threading.RLock()
 
 #: Tables, views and sequences of a store that no extension (PostGIS) owns: the schema an app made.
 _APP_RELATIONS = text(
@@ -376,7 +382,8 @@ def _run(
 
     cfg = config(directory(target), connection=conn, on_version_apply=record)
     try:
-        run(cfg)
+        with _alembic:
+            run(cfg)
     except Exception as err:
         with contextlib.suppress(Exception):
             conn.rollback()
@@ -519,7 +526,8 @@ def _migrate_one(
                 rev = _resolve(script, target, stamp)
                 out = io.StringIO()
                 cfg = config(directory(target), connection=None if sql else conn, stdout=out)
-                command.stamp(cfg, rev, sql=sql, purge=True)
+                with _alembic:
+                    command.stamp(cfg, rev, sql=sql, purge=True)
                 if sql:
                     return _result(target, "sql", before, before, [], started, sql=out.getvalue())
                 conn.commit()
@@ -538,7 +546,10 @@ def _migrate_one(
             if sql:
                 out = io.StringIO()
                 span = f"{before}:{goal}" if before else goal
-                (command.downgrade if down else command.upgrade)(config(directory(target), stdout=out), span, sql=True)
+                with _alembic:
+                    (command.downgrade if down else command.upgrade)(
+                        config(directory(target), stdout=out), span, sql=True
+                    )
                 return _result(target, "sql", before, before, [s.revision for s in steps], started, sql=out.getvalue())
             run = command.downgrade if down else command.upgrade
             applied = _run(target, conn, steps, lambda cfg: run(cfg, goal), before=before)
@@ -686,7 +697,8 @@ def new_revision(
     top = head(script, target)
     out = io.StringIO()
     if not autogenerate:
-        made = command.revision(config(folder, stdout=out), message=message)
+        with _alembic:
+            made = command.revision(config(folder, stdout=out), message=message)
         return _new_revision(target, made, None)
     path = declared_metadata(package, store)
     if not path:
@@ -717,9 +729,12 @@ def new_revision(
                     setting=store,
                 )
             try:
-                made = command.revision(
-                    config(folder, connection=conn, metadata=metadata, stdout=out), message=message, autogenerate=True
-                )
+                with _alembic:
+                    made = command.revision(
+                        config(folder, connection=conn, metadata=metadata, stdout=out),
+                        message=message,
+                        autogenerate=True,
+                    )
             except CommandError as err:
                 raise _alembic_error(target, err) from None
             finally:
