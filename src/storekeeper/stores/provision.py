@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from psycopg import sql
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from storekeeper import audit, discovery, engines
@@ -266,7 +266,15 @@ def plan(platform: Platform, target: Target, *, refresh: bool, force_first_time:
         action, first = "would run initializer" if target.initializer else "up to date", force_first_time
     revisions: list[str] | None = None
     if target.migrations:
-        status = migrations.status_locked(backend, target, exists=decision == KEEP)
+        try:
+            status = migrations.status_locked(backend, target, exists=decision == KEEP)
+        except OperationalError as err:  # the role's login refused (a sync repairs it), or the server went away
+            reason = pg.first_line(getattr(err, "orig", None) or err)
+            return SyncResult.done(
+                target,
+                f"{action}, would migrate to head (its revision cannot be read now: {reason})",
+                first_time=first if target.initializer else None,
+            )
         if status.problem is not None:
             raise MigrationError(status.problem, hint=status.hint, app=target.app, setting=target.name)
         revisions = [r.revision for r in status.pending]
