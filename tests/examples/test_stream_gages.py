@@ -270,7 +270,7 @@ def test_storekeeper_test_runs_the_apps_own_tests_on_copies(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     counts = re.search(r"(\d+) passed", output)
-    assert counts and int(counts.group(1)) == 46, output  # every test of the app, scenarios included
+    assert counts and int(counts.group(1)) == 48, output  # every test of the app, scenarios included
     assert not re.search(r"\b(failed|errors?|skipped)\b", output), output
     # Test copies (also the scenario stores) are gone; only the template is kept for the next run.
     assert copies_on_server(admin_conn) == ["tpl_stream_gages_stream_gages_db"]
