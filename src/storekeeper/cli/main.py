@@ -380,6 +380,7 @@ def _print_result(r: object) -> None:
 
 from storekeeper.cli import apps as _apps  # noqa: E402
 from storekeeper.cli import audit as _audit  # noqa: E402
+from storekeeper.cli import doctor as _doctor  # noqa: E402
 from storekeeper.cli import localdb as _localdb  # noqa: E402
 from storekeeper.cli import portal as _portal  # noqa: E402
 from storekeeper.cli import quickstart as _quickstart  # noqa: E402
@@ -392,6 +393,7 @@ cli.add_typer(_apps.apps_cli, name="apps")
 cli.add_typer(_apps.app_settings_cli, name="app-settings")
 cli.add_typer(_stores.stores_cli, name="stores")
 cli.command("audit")(_audit.audit_command)
+cli.command("doctor")(_doctor.doctor)
 db_cli.command("init")(_localdb.db_init)
 db_cli.command("start")(_localdb.db_start)
 db_cli.command("stop")(_localdb.db_stop)

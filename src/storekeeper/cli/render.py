@@ -95,3 +95,8 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def escape(text: str) -> str:
+    """Return ``text`` with Rich markup escaped, to print inside a marked-up line."""
+    return _escape(text)
