@@ -53,3 +53,35 @@ def test_the_code_hash_follows_the_migrations(tmp_path: Any, monkeypatch: pytest
     assert copies.code_hash("", False, "hashed_migrations:migrations") == first
     (versions / "r2.py").write_text('revision = "r2"\ndown_revision = "r1"\n')  # a new head
     assert copies.code_hash("", False, "hashed_migrations:migrations") != first
+
+
+def test_autogenerate_compares_the_models_with_the_test_copy_not_the_live_store(
+    platform: Platform,
+    migrating_app: str,
+    no_templates: None,
+    admin_conn: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pathlib import Path
+
+    versions = Path(__file__).parents[1] / "apps" / "sample_apps" / "migrations" / "autogen_db" / "versions"
+    before = set(versions.glob("*.py"))
+    engines.clear()
+    monkeypatch.setenv("STOREKEEPER_TESTING", "1")
+    (result,) = stores.sync_stores(platform, [migrating_app], database="autogen_db")
+    assert result.ok, result
+    monkeypatch.delenv("STOREKEEPER_TESTING")
+    engines.clear()
+    copy = copies.existing_copy(platform, migrating_app, "autogen_db")
+    assert copy is not None and copy.database == "test_migrating_app_autogen_db"
+    try:
+        made = stores.new_revision(
+            platform, migrating_app, "autogen_db", "add item note", autogenerate=True, compare_with=copy
+        )
+        assert made.compared_with == "test_migrating_app_autogen_db"
+        assert "op.add_column('items', sa.Column('note', sa.Text(), nullable=True))" in Path(made.path).read_text()
+    finally:
+        for path in set(versions.glob("*.py")) - before:
+            path.unlink()
+    # The live store was never needed: it does not even exist.
+    assert admin_conn.execute("SELECT 1 FROM pg_database WHERE datname = 'migrating_app_autogen_db'").fetchone() is None
