@@ -46,23 +46,33 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "findings": [f.to_dict() for f in self.findings]}
 
+    def counts(self) -> dict[str, int]:
+        """How many findings of each level."""
+        return {level: sum(f.level == level for f in self.findings) for level in (ERROR, WARNING, INFO)}
+
 
 _ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 
 
-def check(home: str | None = None) -> Report:
-    """Check the home, the platform database, each service and each store; never raises for what it finds."""
+def check(home: str | None = None, *, platform: Platform | None = None) -> Report:
+    """Check the home, the platform database, each service and each store; never raises for what it finds.
+
+    ``platform``: an open platform (the portal's) whose home is checked; else the home's is opened.
+    """
     found: list[Finding] = []
-    try:
-        config = load_config(home)
-    except StorekeeperError as err:
-        return Report([Finding(ERROR, "home", err.message, err.hint)])
-    found += _home(config)
-    try:
-        platform = open_platform(config)
-    except StorekeeperError as err:
-        found.append(Finding(ERROR, "platform", err.message, err.hint))
-        return _report(found)
+    if platform is None:
+        try:
+            config = load_config(home)
+        except StorekeeperError as err:
+            return Report([Finding(ERROR, "home", err.message, err.hint)])
+        found += _home(config)
+        try:
+            platform = open_platform(config)
+        except StorekeeperError as err:
+            found.append(Finding(ERROR, "platform", err.message, err.hint))
+            return _report(found)
+    else:
+        found += _home(platform.config)
     found += _services(platform)
     found += _stores(platform)
     return _report(found)

@@ -91,11 +91,15 @@ def test_healthz_tells_anyone_only_the_status_and_an_admin_each_check(anon, admi
     assert response.json() == {"status": "ok"}
     assert viewer.get("/healthz").json() == {"status": "ok"}
     assert anon.get("/healthz", headers={"Authorization": "Bearer skt_forged"}).json() == {"status": "ok"}
-    assert admin.get("/healthz").json() == {
+    health = admin.get("/healthz").json()
+    assert health == {
         "status": "ok",
         "platform": {"ok": True, "error": None},
         "services": [{"name": service, "ok": True, "error": None}],
+        "findings": health["findings"],  # storekeeper doctor's counts, for admins only
     }
+    assert set(health["findings"]) == {"error", "warning", "info"}
+    assert health["findings"]["error"] == 0
 
 
 def test_anonymous_healthz_shows_no_host_port_or_user(anon, admin, platform, service, closed_port, pg_admin_url):

@@ -111,3 +111,17 @@ def test_a_store_with_migrations_shows_its_revision_and_applies_pending_ones_as_
     page = admin_web.get("/admin/apps/migrating_app").text
     assert 'data-schema-revision="0003" data-schema-pending="0"' in page
     assert "data-apply-migrations" not in page
+
+
+def test_the_home_page_shows_what_doctor_finds_with_its_fix(admin_web, platform, service):
+    from storekeeper.stores import migrations
+
+    for setting in ("primary", "db"):
+        apps.assign_service(platform, "migrating_app", setting, service)
+    assert stores.sync_stores(platform, ["migrating_app"], database="db")[0].ok
+    migrations.migrate(platform, "migrating_app", "db", to="0002")
+    page = admin_web.get("/admin/").text
+    assert 'id="doctor"' in page
+    found = re.search(r'data-finding-level="warning">.*?migrating_app/db</strong>: (.*?)</li>', page, re.DOTALL)
+    assert found and "1 migration(s) pending (0003)" in found.group(1)
+    assert "Fix: <code>storekeeper syncstores migrating_app --database db</code>" in found.group(1)

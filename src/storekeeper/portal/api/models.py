@@ -521,6 +521,9 @@ class Health(HealthStatus):
 
     platform: Check
     services: list[ServiceCheck]
+    findings: dict[str, int] | None = Field(
+        None, description="How many findings of each level storekeeper doctor has (error, warning, info)."
+    )
 
 
 class Problem(BaseModel):

@@ -25,6 +25,8 @@ from storekeeper.portal.api.models import Check, Health, HealthStatus, ServiceCh
 from storekeeper.portal.deps import PortalDep, bearer_scheme
 
 CACHE_SECONDS = 5.0
+#: How long the doctor's finding counts an admin sees are reused (it asks every service and store).
+DOCTOR_CACHE_SECONDS = 30.0
 MAX_PARALLEL = 8
 
 router = APIRouter(tags=["health"])
@@ -54,8 +56,23 @@ def healthz(
         response.status_code = 503
     response.headers["Cache-Control"] = "no-store"
     if _is_admin(request, portal, credentials):
-        return health
+        return health.model_copy(update={"findings": _findings(portal)}) if health.status != "down" else health
     return HealthStatus(status=health.status)
+
+
+def _findings(portal: PortalDep) -> dict[str, int] | None:
+    """Count the doctor's findings (cached); None when it could not run."""
+    counts = portal.cached("doctor")
+    if counts is None:
+        from storekeeper import doctor
+
+        try:
+            counts = doctor.check(platform=portal.platform()).counts()
+        except Exception as err:  # the probe still answers
+            log.warning("storekeeper doctor raised %s: %s", type(err).__name__, err)
+            return None
+        portal.remember("doctor", counts, DOCTOR_CACHE_SECONDS)
+    return dict(counts)
 
 
 def _is_admin(request: Request, portal: PortalDep, credentials: HTTPAuthorizationCredentials | None) -> bool:

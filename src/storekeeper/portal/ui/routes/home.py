@@ -15,10 +15,22 @@ router = APIRouter(route_class=PageRoute)
 
 @router.get("/")
 def home(request: Request, platform: PlatformDep, _: PageUser) -> HTMLResponse:
-    """List the apps with their state, and the entry points that failed to load."""
+    """List the apps with their state, the entry points that failed to load, and what ``doctor`` finds."""
+    from storekeeper import doctor
+
     infos, problems = apps.list_apps(platform)
+    try:
+        findings = [f for f in doctor.check(platform=platform).findings if f.level != "info"]
+    except Exception:  # the page still shows the apps
+        findings = []
     return render(
-        request, "home.html", section="home", apps=infos, problems=problems, services=services.list_services(platform)
+        request,
+        "home.html",
+        section="home",
+        apps=infos,
+        problems=problems,
+        services=services.list_services(platform),
+        findings=findings,
     )
 
 
