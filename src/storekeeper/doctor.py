@@ -114,7 +114,44 @@ def _services(platform: Platform) -> list[Finding]:
                 INFO,
                 svc.name,
                 f"reachable at {svc.host}:{svc.port}, PostgreSQL {report.get('server_version', 'unknown')}, "
-                f"stores reached as {report.get('store_access', 'unknown')}",
+                f"stores reached as {report.get('store_access', 'unknown')}, PostGIS {report.get('postgis_path')}",
+            )
+        )
+        found += _privileges(svc.name, svc.username, report)
+    return found
+
+
+def _privileges(name: str, user: str, report: dict[str, Any]) -> list[Finding]:
+    """What the service user may not do, and whether the pools fit in max_connections."""
+    found = []
+    if not report.get("can_create_database"):
+        found.append(
+            Finding(
+                ERROR,
+                name,
+                f"user {user} may not create databases: no store can be made.",
+                f"ALTER ROLE {user} CREATEDB",
+            )
+        )
+    if report.get("store_access") == "service user":
+        found.append(
+            Finding(
+                WARNING,
+                name,
+                f"user {user} may not create roles, so its stores are reached as {user} and are not isolated "
+                "from each other.",
+                f"ALTER ROLE {user} CREATEROLE; then storekeeper syncstores --all",
+            )
+        )
+    supported = report.get("processes_supported")
+    if supported is not None and supported < 2:
+        found.append(
+            Finding(
+                WARNING,
+                name,
+                f"its max_connections ({report.get('max_connections')}) leaves room for {supported} portal "
+                f"process(es) opening every pool ({report.get('pool_connections_per_process')} connections each).",
+                f"storekeeper services update {name} --pool-size N  (or raise max_connections on the server)",
             )
         )
     return found

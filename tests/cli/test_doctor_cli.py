@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def test_each_problem_is_found_with_its_fix(invoke, platform, sk_home: Path, adm
     (sk_home / "config.yml").chmod(0o644)  # the secret key readable by others
     result = invoke("doctor --json")
     assert result.exit_code == 1
-    doc = __import__("json").loads(result.stdout)
+    doc = json.loads(result.stdout)
     assert doc["ok"] is False
     found = _by_subject(doc)
     missing = found[("migrating_app/autogen_db", "error")]
@@ -55,3 +56,19 @@ def test_each_problem_is_found_with_its_fix(invoke, platform, sk_home: Path, adm
     text = invoke("doctor")
     assert text.exit_code == 1 and "Traceback" not in text.output
     assert "migrating_app/autogen_db: recorded as made" in text.stdout and "2 error(s)." in text.stdout
+
+
+def test_a_service_user_that_cannot_create_roles_or_databases_is_reported(invoke, platform, pg_admin_url) -> None:
+    from tests.core.conftest import connect_to, drop_service_user, make_service_user
+
+    make_service_user(platform, pg_admin_url, "limited", "doctor_limited", "limited-password-1", "LOGIN")
+    try:
+        doc = json.loads(invoke("doctor --json").stdout)
+        found = _by_subject(doc)
+        assert "may not create databases" in found[("limited", "error")]["message"]
+        assert found[("limited", "error")]["fix"] == "ALTER ROLE doctor_limited CREATEDB"
+        assert "not isolated" in found[("limited", "warning")]["message"]
+        assert doc["ok"] is False
+    finally:
+        with connect_to(pg_admin_url, "postgres") as conn:
+            drop_service_user(conn, "doctor_limited")
