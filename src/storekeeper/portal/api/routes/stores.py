@@ -60,7 +60,7 @@ def rotate_credentials(app: str, platform: PlatformDep, _: AdminDep, database: s
 
 
 @router.get("/migrations", response_model=list[MigrationStatusOut], responses=problem_responses(*REACHES_SERVER))
-def migration_status(app: str, platform: PlatformDep, _: AdminDep) -> list[MigrationStatusOut]:
+def migration_status(app: str, platform: PlatformDep, _: CurrentUser) -> list[MigrationStatusOut]:
     """Each store's schema revision, its migrations' head and the revisions pending (``stores current``)."""
     return [MigrationStatusOut.model_validate(s.to_dict()) for s in stores.migration_status(platform, app)]
 
