@@ -72,3 +72,26 @@ def test_a_service_user_that_cannot_create_roles_or_databases_is_reported(invoke
     finally:
         with connect_to(pg_admin_url, "postgres") as conn:
             drop_service_user(conn, "doctor_limited")
+
+
+def test_an_unreachable_service_a_refused_store_and_an_open_home_are_reported(
+    invoke, platform, sk_home: Path, pg_admin_url: str
+) -> None:
+    from storekeeper import services
+    from tests.cli.helpers import closed_port
+    from tests.core.conftest import rows
+
+    port = closed_port()
+    services.create_service(
+        platform, name="down", host="127.0.0.1", port=port, username="someone", password="pw", connect_timeout=2
+    )
+    assert stores.sync_stores(platform, ["migrating_app"], database="db")[0].ok
+    rows(pg_admin_url, "migrating_app_db", "UPDATE alembic_version SET version_num = 'ffff9999' RETURNING 1")
+    sk_home.chmod(0o755)
+    doc = json.loads(invoke("doctor --json").stdout)
+    found = _by_subject(doc)
+    assert found[("down", "error")]["fix"] is not None and str(port) in found[("down", "error")]["message"]
+    unknown = found[("migrating_app/db", "error")]
+    assert "is at revision ffff9999" in unknown["message"] and "--stamp REV" in unknown["fix"]
+    assert found[("home", "warning")]["fix"] == f"chmod 700 {sk_home}"
+    assert doc["ok"] is False
