@@ -129,9 +129,9 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
         decision = decide(target, marker, state, refresh=refresh, ours=ours)
         exists = marker.exists
         action = "up to date"
-        # A store kept as it is and initialized next proves its role's password by logging in,
+        # A store kept as it is and migrated or initialized next proves its role's password by logging in,
         # so the password is set only when that login is refused (see _initialize).
-        trust = decision == KEEP and bool(target.initializer)
+        trust = decision == KEEP and bool(target.initializer or target.migrations)
         target = roles.ensure_store_role(platform, backend, conn, target, trust_recorded=trust)
         if decision in (CREATE, RECREATE):
             # Recorded before the server is touched: until its initializer has run the store is
