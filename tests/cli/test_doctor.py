@@ -204,3 +204,24 @@ def test_a_store_with_migrations_pending_is_a_warning_and_one_at_an_unknown_revi
     assert code == 1
     f = finding(document, "error", "migrating_app/db", "ffff9999")
     assert "--stamp REV" in f["fix"]
+
+
+def test_pools_that_do_not_fit_max_connections_are_a_warning(
+    platform: Platform, run_cli: Any, my_first_app: type
+) -> None:
+    services.update_service(platform, "local", pool_size=60)  # 5 assigned settings x 60 > max_connections
+    _, document, _ = doctor(run_cli)
+    f = finding(document, "warning", "service local", "connections per process")
+    assert f["fix"].startswith("storekeeper services update local --pool-size")
+
+
+def test_an_unreachable_platform_database_is_an_error_and_nothing_else_is_checked(sk_home: Path, run_cli: Any) -> None:
+    url = f"postgresql+psycopg://nobody:pw@127.0.0.1:{closed_port()}/storekeeper"
+    result = run_cli("doctor", "--json", env={"STOREKEEPER_DATABASE_URL": url})
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    document = json.loads(result.stdout)
+    (f,) = [f for f in document["findings"] if f["level"] == "error"]
+    assert f["subject"] == "platform" and "reach" in f["message"].lower()
+    assert "nobody:pw" not in result.stdout  # never a password
+    assert not [f for f in document["findings"] if f["subject"].startswith("service ")]
