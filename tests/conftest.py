@@ -35,6 +35,7 @@ TEST_APP_PREFIXES = (
     "stream_gages_",
     "dam_inventory_",
     "flood_points_",
+    "migrating_app_",
 )
 SERVICE = "local"
 #: The installation id of every test home: one installation, as a developer's machine is, so stores, roles
@@ -48,6 +49,7 @@ INSTALLED_APPS = {
     "flaky_app",
     "my_first_app",
     "rows_app",
+    "migrating_app",
     "links",
     "stream_gages",
     "dam_inventory",

@@ -137,11 +137,14 @@ class AppBase(AppDeclaration):
         initializer: str = "",
         refresh: bool = False,
         force_first_time: bool = False,
+        migrations: str = "",
     ) -> bool:
         """Create store ``db_name`` through connection setting ``connection_name`` and initialize it.
 
         Idempotent: an existing store is kept (unless ``refresh``) and its
         initializer runs with ``first_time=False``. Returns True on success.
+        ``migrations`` (``package:relative/path``, as on a setting) brings the store
+        to that script directory's head before its initializer runs.
         """
         stores, platform = _core()
         stores.create_store(
@@ -154,6 +157,7 @@ class AppBase(AppDeclaration):
             refresh=refresh,
             force_first_time=force_first_time,
             app_cls=cls,
+            migrations=migrations,
         )
         return True
 

@@ -7,9 +7,41 @@ and ``storekeeper syncstores`` makes the store behind a database setting.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from storekeeper.backends.names import check_name
+from storekeeper.errors import InvalidNameError
+
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+#: ``package:relative/path``: a directory inside an importable package.
+_MIGRATIONS = re.compile(rf"{_DOTTED}:(?!/)(?:[A-Za-z0-9_.-]+/)*[A-Za-z0-9_.-]+")
+#: ``module:attribute.path``: an object inside an importable module.
+_METADATA = re.compile(rf"{_DOTTED}:{_DOTTED}")
+
+
+def check_migrations(value: str, *, setting: str = "") -> str:
+    """Raise unless ``value`` is empty or ``package:relative/path`` (no ``..``, not absolute)."""
+    if value and (not _MIGRATIONS.fullmatch(value) or ".." in value.partition(":")[2].split("/")):
+        raise InvalidNameError(
+            f"migrations={value!r}{f' of setting {setting!r}' if setting else ''} must name a directory inside a "
+            "package as package:relative/path.",
+            hint='e.g. migrations="my_app:migrations/example_db" (a directory holding versions/)',
+            setting=setting or None,
+        )
+    return value
+
+
+def check_metadata(value: str, *, setting: str = "") -> str:
+    """Raise unless ``value`` is empty or ``module:attribute`` (dotted on both sides)."""
+    if value and not _METADATA.fullmatch(value):
+        raise InvalidNameError(
+            f"metadata={value!r}{f' of setting {setting!r}' if setting else ''} must name the models' MetaData as "
+            "module:attribute.",
+            hint='e.g. metadata="my_app.model:Base.metadata"',
+            setting=setting or None,
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -43,6 +75,12 @@ class PersistentStoreDatabaseSetting:
     every sync; ``first_time`` is True until one run has completed. With
     ``spatial=True`` the PostGIS extension is enabled in the database.
 
+    ``migrations`` names an Alembic script directory inside the app's package
+    (``package:relative/path``, holding ``versions/``): every sync brings the
+    store to its head before the initializer runs. ``metadata`` names the
+    models' ``MetaData`` (``module:attribute``) that ``storekeeper stores
+    revision --autogenerate`` compares with the store.
+
     Example::
 
         PersistentStoreDatabaseSetting(
@@ -50,6 +88,8 @@ class PersistentStoreDatabaseSetting:
             description="Primary database for my_first_app.",
             initializer="my_first_app.model.init_example_db",
             required=True,
+            migrations="my_first_app:migrations/example_db",
+            metadata="my_first_app.model:Base.metadata",
         )
     """
 
@@ -58,9 +98,13 @@ class PersistentStoreDatabaseSetting:
     required: bool = True
     initializer: str = ""
     spatial: bool = False
+    migrations: str = ""
+    metadata: str = ""
 
     def __post_init__(self) -> None:
         check_name(self.name, what="setting")
+        check_migrations(self.migrations, setting=self.name)
+        check_metadata(self.metadata, setting=self.name)
 
 
 PersistentStoreSetting = PersistentStoreConnectionSetting | PersistentStoreDatabaseSetting

@@ -342,9 +342,11 @@ def register(session: Session, app_cls: AppClass) -> App:
         if isinstance(item, PersistentStoreDatabaseSetting):
             row.initializer = item.initializer
             row.spatial = item.spatial
+            row.migrations = item.migrations
         else:
             row.initializer = ""
             row.spatial = False
+            row.migrations = ""
     for row in existing.values():
         if not row.dynamic:
             row.orphaned = True

@@ -27,7 +27,7 @@ from storekeeper.errors import StorekeeperError
 from storekeeper.platform import Platform, db, open_platform
 from storekeeper.platform.models import DATABASE, Service
 from storekeeper.services import list_services, service_spec, test_service
-from storekeeper.stores import list_stores
+from storekeeper.stores import list_stores, migration_status
 from storekeeper.stores.model import StoreInfo
 
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -378,7 +378,32 @@ def check_import_leftovers(platform: Platform) -> list[Finding]:
 def _check_stores(platform: Platform) -> list[Finding]:
     stores = [s for s in list_stores(platform, discover=False) if s.service is not None]
     owners = _owners(platform, stores)
-    return [f for s in stores for f in _check_store(s, owners.get((s.service or "", s.database)))]
+    findings = [f for s in stores for f in _check_store(s, owners.get((s.service or "", s.database)))]
+    for package in sorted({s.app for s in stores if not s.orphaned}):
+        findings += _guard(package, partial(_check_migrations, platform, package))
+    return findings
+
+
+def _check_migrations(platform: Platform, package: str) -> list[Finding]:
+    """Each of an app's stores that declare migrations: at head, or what is pending, or why it cannot migrate."""
+    findings: list[Finding] = []
+    for m in migration_status(platform, package):
+        subject = f"{m.app}/{m.store}"
+        if m.problem:
+            findings.append(Finding(ERROR, subject, m.problem[:1].upper() + m.problem[1:], m.hint))
+        elif m.exists and m.pending:
+            revisions = ", ".join(p.revision for p in m.pending)
+            findings.append(
+                Finding(
+                    WARNING,
+                    subject,
+                    f"At revision {m.current or 'base'}; {len(m.pending)} migration(s) pending ({revisions}).",
+                    f"storekeeper syncstores {m.app} --database {m.store}",
+                )
+            )
+        elif m.exists:
+            findings.append(Finding(INFO, subject, f"At its migrations' head ({m.head})."))
+    return findings
 
 
 def _owners(platform: Platform, stores: Iterable[StoreInfo]) -> dict[tuple[str, str], tuple[str | None, bool]]:

@@ -17,7 +17,8 @@ default, or one per cause: ``ServiceError.not_found`` is a 404).
     ├── AppError                an app is unknown, not installed, not ready
     ├── SettingError            a setting is unknown, unassigned, of the wrong kind
     ├── StoreError              a store cannot be created, found, dropped or initialized
-    │   └── InitializerError    an initializer raised or cannot be imported
+    │   ├── InitializerError    an initializer raised or cannot be imported
+    │   └── MigrationError      a store's schema migration failed, or its revision is unknown
     ├── ServerError             the local PostgreSQL server cannot be initialized, started, stopped
     ├── UserError               a portal user is unknown, taken, or cannot be made that way
     ├── TokenError              an API token is unknown or badly named
@@ -44,6 +45,7 @@ __all__ = [
     "InputError",
     "InvalidNameError",
     "JobError",
+    "MigrationError",
     "PlatformError",
     "PortalError",
     "ServerError",
@@ -235,6 +237,15 @@ class InitializerError(StoreError):
     """A store's initializer raised or could not be imported."""
 
     status = 500
+
+
+class MigrationError(StoreError):
+    """A store's schema migration failed or cannot run.
+
+    A revision raised (the store stays at its last good revision), the store is
+    at a revision its app's migrations do not know, or it has tables but no
+    version table.
+    """
 
 
 class ServerError(StorekeeperError):

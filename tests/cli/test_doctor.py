@@ -181,3 +181,47 @@ def test_an_app_no_longer_installed_and_a_required_setting_without_service_are_w
     report = doctor.run(platform.config, platform=platform).to_dict()
     f = finding(report, "warning", "my_first_app", "no longer installed")
     assert f["fix"].startswith("storekeeper apps remove my_first_app")
+
+
+def test_a_store_with_migrations_pending_is_a_warning_and_one_at_an_unknown_revision_an_error(
+    platform: Platform, service: str, run_cli: Any, pg_admin_url: str
+) -> None:
+    from storekeeper import apps
+    from storekeeper.stores import migrations
+    from tests.core.conftest import rows
+
+    for setting in ("primary", "db"):
+        apps.assign_service(platform, "migrating_app", setting, service)
+    assert stores.sync_stores(platform, ["migrating_app"], database="db")[0].ok
+    _, document, _ = doctor(run_cli)
+    finding(document, "info", "migrating_app/db", "At its migrations' head (0003)")
+    migrations.migrate(platform, "migrating_app", "db", to="0002")
+    _, document, _ = doctor(run_cli)
+    f = finding(document, "warning", "migrating_app/db", "1 migration(s) pending (0003)")
+    assert f["fix"] == "storekeeper syncstores migrating_app --database db"
+    rows(pg_admin_url, "migrating_app_db", "UPDATE alembic_version SET version_num = 'ffff9999' RETURNING 1")
+    code, document, _ = doctor(run_cli)
+    assert code == 1
+    f = finding(document, "error", "migrating_app/db", "ffff9999")
+    assert "--stamp REV" in f["fix"]
+
+
+def test_pools_that_do_not_fit_max_connections_are_a_warning(
+    platform: Platform, run_cli: Any, my_first_app: type
+) -> None:
+    services.update_service(platform, "local", pool_size=60)  # 5 assigned settings x 60 > max_connections
+    _, document, _ = doctor(run_cli)
+    f = finding(document, "warning", "service local", "connections per process")
+    assert f["fix"].startswith("storekeeper services update local --pool-size")
+
+
+def test_an_unreachable_platform_database_is_an_error_and_nothing_else_is_checked(sk_home: Path, run_cli: Any) -> None:
+    url = f"postgresql+psycopg://nobody:pw@127.0.0.1:{closed_port()}/storekeeper"
+    result = run_cli("doctor", "--json", env={"STOREKEEPER_DATABASE_URL": url})
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    document = json.loads(result.stdout)
+    (f,) = [f for f in document["findings"] if f["level"] == "error"]
+    assert f["subject"] == "platform" and "reach" in f["message"].lower()
+    assert "nobody:pw" not in result.stdout  # never a password
+    assert not [f for f in document["findings"] if f["subject"].startswith("service ")]

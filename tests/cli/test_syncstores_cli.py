@@ -145,10 +145,12 @@ def test_all_syncs_every_installed_app(invoke, my_first_app, platform, service, 
     apps.assign_service(platform, "stream_gages", "stream_gages_db", service)
     apps.assign_service(platform, "dam_inventory", "primary_db", service)  # the Tethys-layout apps
     apps.assign_service(platform, "flood_points", "flood_db", service)
+    for setting in ("primary", "db", "autogen_db"):
+        apps.assign_service(platform, "migrating_app", setting, service)
     data = as_json(invoke("syncstores --all --json"))
     assert data["ok"] is True, data
     assert {r["app"] for r in data["results"]} == INSTALLED_APPS
-    assert len(data["results"]) == 3 + 10 + 1 + 2 + 1 + 1 + 1 + 1
+    assert len(data["results"]) == 3 + 10 + 1 + 2 + 1 + 1 + 1 + 1 + 2
     assert len(_databases(admin_conn, "bench_app_")) == 10
     assert _databases(admin_conn, "flaky_app_") == ["flaky_app_db"]
 

@@ -147,3 +147,11 @@ def drop_service_user(conn: psycopg.Connection[Any], user: str) -> None:
     for name in owners:
         conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def migrating_app(platform: Platform, service: str) -> str:
+    """migrating_app (stores made by Alembic migrations) with its settings assigned to the test service."""
+    for setting in ("primary", "db", "autogen_db"):
+        apps.assign_service(platform, "migrating_app", setting, service)
+    return "migrating_app"

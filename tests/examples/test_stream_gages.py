@@ -167,6 +167,29 @@ def test_sync_writes_the_seed_gages_once_as_postgis_points(synced, token, platfo
     assert [s.name for s in stores.list_stores(platform, APP) if s.exists] == ["stream_gages_db"]
 
 
+def test_a_store_made_before_migrations_is_refused_until_stamped_then_migrated(synced, token, platform, pg_admin_url):
+    """The worked example: a store from before the app used migrations (as `make run` made) keeps its data."""
+    with connect_to(pg_admin_url, DATABASE) as conn:  # what the old initializer's create_all left: no name, no version
+        conn.execute("DROP TABLE alembic_version")
+        conn.execute("ALTER TABLE stream_gages DROP COLUMN name")
+    (refused,) = stores.sync_stores(platform, [APP], database="stream_gages_db")
+    assert not refused.ok and "no alembic_version table" in (refused.error or "")
+    assert (
+        refused.hint is not None
+        and "storekeeper stores migrate stream_gages --database stream_gages_db --stamp REV" in refused.hint
+    )
+    (stamped,) = stores.migrate(platform, APP, "stream_gages_db", stamp="0001")
+    assert (stamped.action, stamped.after) == ("stamp", "0001")
+    (result,) = stores.sync_stores(platform, [APP], database="stream_gages_db")
+    assert result.ok and result.revisions == ["0002"] and result.first_time is False
+    assert gages(pg_admin_url) == seed_rows()  # nothing was lost
+    response = synced.post(f"{BASE}/gages", json={**NEW_GAGE, "name": "Provo River"}, headers=token)
+    assert response.status_code == 201, response.text
+    assert response.json()["properties"]["name"] == "Provo River"
+    (down,) = stores.migrate(platform, APP, "stream_gages_db", to="0001")  # and back: the column goes
+    assert (down.action, down.after) == ("downgrade", "0001")
+
+
 def test_gages_are_posted_and_read_as_geojson_through_the_portal(synced, token, pg_admin_url):
     doc = synced.get(f"{BASE}/gages")
     assert doc.status_code == 200
@@ -174,7 +197,8 @@ def test_gages_are_posted_and_read_as_geojson_through_the_portal(synced, token, 
     features = doc.json()["features"]
     assert doc.json()["type"] == "FeatureCollection"
     assert [(f["geometry"]["type"], f["geometry"]["coordinates"], f["properties"]) for f in features] == [
-        ("Point", [g.longitude, g.latitude], {"id": i, "value": g.value}) for i, g in enumerate(SEED_GAGES, start=1)
+        ("Point", [g.longitude, g.latitude], {"id": i, "value": g.value, "name": None})
+        for i, g in enumerate(SEED_GAGES, start=1)
     ]
 
     problem(synced.post(f"{BASE}/gages", json=NEW_GAGE), 401, "token")
@@ -186,7 +210,7 @@ def test_gages_are_posted_and_read_as_geojson_through_the_portal(synced, token, 
         "type": "Feature",
         "id": 3,
         "geometry": {"type": "Point", "coordinates": [-111.6488, 40.2455]},
-        "properties": {"id": 3, "value": 5},
+        "properties": {"id": 3, "value": 5, "name": None},
     }
     assert gages(pg_admin_url)[2] == (40.2455, -111.6488, 5, -111.6488, 40.2455, 4326, "POINT")
     assert [f["id"] for f in synced.get(f"{BASE}/gages").json()["features"]] == [1, 2, 3]
@@ -246,7 +270,7 @@ def test_storekeeper_test_runs_the_apps_own_tests_on_copies(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     counts = re.search(r"(\d+) passed", output)
-    assert counts and int(counts.group(1)) == 46, output  # every test of the app, scenarios included
+    assert counts and int(counts.group(1)) == 48, output  # every test of the app, scenarios included
     assert not re.search(r"\b(failed|errors?|skipped)\b", output), output
     # Test copies (also the scenario stores) are gone; only the template is kept for the next run.
     assert copies_on_server(admin_conn) == ["tpl_stream_gages_stream_gages_db"]

@@ -25,14 +25,14 @@ from storekeeper import engines, stores
 from storekeeper.platform import Platform
 from storekeeper.testing import copies, fixtures
 from tests.conftest import _admin_params
-from tests.core.conftest import APP, fail_flag, flaky_app  # noqa: F401  (fixtures used by these tests)
+from tests.core.conftest import APP, fail_flag, flaky_app, migrating_app  # noqa: F401  (fixtures used by these tests)
 
 EXAMPLE_DB = "my_first_app_example_db"
 COPY = "test_my_first_app_example_db"
 TEMPLATE = "tpl_my_first_app_example_db"
 MARKER = "storekeeper:initialized my_first_app/example_db installation=test-suite"
 #: Test copies and templates of the apps in tests/apps.
-TEST_DATABASE_RE = re.compile(r"(test\d*|tpl)_(my_first_app|bench_app|flaky_app)_")
+TEST_DATABASE_RE = re.compile(r"(test\d*|tpl)_(my_first_app|bench_app|flaky_app|migrating_app)_")
 
 
 def copies_on_server(admin_conn: psycopg.Connection[Any]) -> list[str]:

@@ -66,7 +66,7 @@ def test_template_is_rebuilt_when_the_apps_code_changes(
 ) -> None:
     _new_copy()
     oid = database_oid(admin_conn, TEMPLATE)
-    monkeypatch.setattr(copies, "code_hash", lambda initializer, spatial: "changedcode")
+    monkeypatch.setattr(copies, "code_hash", lambda *_: "changedcode")
     _new_copy()
     assert database_oid(admin_conn, TEMPLATE) != oid
     assert (

@@ -4,7 +4,8 @@ Settings (assign a service to each, then ``storekeeper syncstores stream_gages``
 
 ``stream_gages_db``
     spatial database ``stream_gages_stream_gages_db`` holding the gages;
-    initialized by :func:`stream_gages.model.init_stream_gages_db`. Required.
+    its schema made by the migrations in ``stream_gages/migrations/stream_gages_db``,
+    its seed gages by :func:`stream_gages.model.init_stream_gages_db`. Required.
 ``scenarios``
     connection setting through which scenario stores are created at run time
     (``stream_gages_scenario_<name>``). Optional: without it the scenario
@@ -20,6 +21,8 @@ from storekeeper.app_settings import PersistentStoreConnectionSetting, Persisten
 
 #: The app's main store (database ``stream_gages_stream_gages_db``).
 PRIMARY_DB = "stream_gages_db"
+#: The Alembic script directory of the main store and of scenario stores.
+MIGRATIONS = "stream_gages:migrations/stream_gages_db"
 #: The connection setting scenario stores are created through.
 SCENARIOS = "scenarios"
 
@@ -43,6 +46,8 @@ class App(AppBase):
                 initializer="stream_gages.model.init_stream_gages_db",
                 spatial=True,
                 required=True,
+                migrations=MIGRATIONS,
+                metadata="stream_gages.model:Base.metadata",
             ),
             PersistentStoreConnectionSetting(
                 name=SCENARIOS,

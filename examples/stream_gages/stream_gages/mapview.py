@@ -37,6 +37,7 @@ class GagePoint:
     latitude: float
     longitude: float
     value: int
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ def build_map(
                 label_left=label_left,
                 label_width=label_width,
                 title=(
-                    f"Gage {p.id}: value {p.value} at "
+                    f"Gage {p.id}{f' ({p.name})' if p.name else ''}: value {p.value} at "
                     f"{format_degrees(p.latitude, 'lat', 5)}, {format_degrees(p.longitude, 'lon', 5)}"
                 ),
             )

@@ -6,9 +6,12 @@ as a PostGIS point ``geom`` in WGS 84 (SRID 4326). ``geom`` is a generated
 column computed by the database from the two numbers, so the two can never
 disagree, whoever writes the row (the ORM, raw SQL, another program).
 
-Both initializers take ``(engine, first_time)``: storekeeper runs them on every
-sync (``first_time`` is True only for a freshly created, empty database) and
-creates the PostGIS extension first, since the stores are declared spatial.
+The tables are made by the store's Alembic migrations
+(``stream_gages/migrations/stream_gages_db``), which storekeeper runs before
+the initializers: revision 0001 is the table, 0002 adds ``name``. Both
+initializers take ``(engine, first_time)`` and only seed data: storekeeper runs
+them on every sync (``first_time`` is True only for a freshly created, empty
+database), after creating the PostGIS extension, since the stores are spatial.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import Computed, Engine, Float, Integer
+from sqlalchemy import Computed, Engine, Float, Integer, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 #: WGS 84 longitude/latitude, the SRID of every stored geometry.
@@ -43,6 +46,8 @@ class StreamGage(Base):
     latitude: Mapped[float] = mapped_column(Float, nullable=False)
     longitude: Mapped[float] = mapped_column(Float, nullable=False)
     value: Mapped[int] = mapped_column(Integer, nullable=False)
+    #: Added by revision 0002; gages made before it have none.
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
     geom: Mapped[WKBElement] = mapped_column(
         Geometry("POINT", srid=SRID),
         Computed(f"ST_SetSRID(ST_MakePoint(longitude, latitude), {SRID})", persisted=True),
@@ -71,9 +76,8 @@ SEED_GAGES: tuple[SeedGage, ...] = (
 )
 
 
-def _create_and_seed(engine: Engine, first_time: bool) -> None:
-    # create_all on every run: a sync brings existing stores up to date with new tables.
-    Base.metadata.create_all(engine)
+def _seed(engine: Engine, first_time: bool) -> None:
+    # The tables come from the migrations, which a sync runs first.
     if not first_time:
         return  # the seed goes into an empty database only, never twice
     with Session(engine) as session:
@@ -82,10 +86,10 @@ def _create_and_seed(engine: Engine, first_time: bool) -> None:
 
 
 def init_stream_gages_db(engine: Engine, first_time: bool) -> None:
-    """Initialize the app's main store: create the tables; add the two seed gages the first time."""
-    _create_and_seed(engine, first_time)
+    """Initialize the app's main store: add the two seed gages the first time."""
+    _seed(engine, first_time)
 
 
 def init_scenario_db(engine: Engine, first_time: bool) -> None:
-    """Initialize a scenario store: the same tables, starting from the same two seed gages."""
-    _create_and_seed(engine, first_time)
+    """Initialize a scenario store (made at the same migrations' head): the same two seed gages."""
+    _seed(engine, first_time)

@@ -6,7 +6,8 @@ method  path                      what                                          
 GET     ``/`` (also ``/map``)     HTML page with the gages on an offline map     no
 GET     ``/gages``                every gage as a GeoJSON FeatureCollection      no
 GET     ``/gages/{id}``           one gage as a GeoJSON Feature                  no
-POST    ``/gages``                add a gage ``{latitude, longitude, value}``    any user
+POST    ``/gages``                add a gage ``{latitude, longitude, value,      any user
+                                  name?}``
 GET     ``/scenarios``            the scenario stores that exist                 no
 POST    ``/scenarios``            create scenario store ``{"name": ...}``        admin
 DELETE  ``/scenarios/{name}``     drop a scenario store                          admin
@@ -39,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storekeeper.errors import StorekeeperError
 from storekeeper.portal.deps import AdminDep, CurrentUser
-from stream_gages.app import PRIMARY_DB, SCENARIOS, App
+from stream_gages.app import MIGRATIONS, PRIMARY_DB, SCENARIOS, App
 from stream_gages.mapview import GagePoint, build_map
 from stream_gages.model import StreamGage
 
@@ -99,12 +100,16 @@ class GageIn(BaseModel):
     """A new gage. Numbers only: strings, booleans, NaN and infinities are refused."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"example": {"latitude": 40.2401, "longitude": -111.6571, "value": 7}}
+        extra="forbid",
+        json_schema_extra={
+            "example": {"latitude": 40.2401, "longitude": -111.6571, "value": 7, "name": "Provo River at Main St"}
+        },
     )
 
     latitude: Latitude
     longitude: Longitude
     value: Annotated[int, Field(strict=True, ge=INT_MIN, le=INT_MAX, description="the gage's reading")]
+    name: Annotated[str | None, Field(max_length=200, description="what the gage is called (optional)")] = None
 
 
 class ScenarioIn(BaseModel):
@@ -137,20 +142,20 @@ class GeoJSONResponse(JSONResponse):
 # -- helpers -------------------------------------------------------------------------
 
 
-def _feature(gage_id: int, value: int, geometry: str) -> dict[str, Any]:
+def _feature(gage_id: int, value: int, name: str | None, geometry: str) -> dict[str, Any]:
     return {
         "type": "Feature",
         "id": gage_id,
         "geometry": json.loads(geometry),
-        "properties": {"id": gage_id, "value": value},
+        "properties": {"id": gage_id, "value": value, "name": name},
     }
 
 
 def _features(session: Session, *where: Any) -> list[dict[str, Any]]:
     """Return gages as GeoJSON Features, geometry from PostGIS's ST_AsGeoJSON of the stored point."""
     geometry = func.ST_AsGeoJSON(StreamGage.geom, GEOJSON_DIGITS)
-    stmt = select(StreamGage.id, StreamGage.value, geometry).where(*where).order_by(StreamGage.id)
-    return [_feature(gage_id, value, geometry) for gage_id, value, geometry in session.execute(stmt)]
+    stmt = select(StreamGage.id, StreamGage.value, StreamGage.name, geometry).where(*where).order_by(StreamGage.id)
+    return [_feature(gage_id, value, name, geometry) for gage_id, value, name, geometry in session.execute(stmt)]
 
 
 def scenario_store(name: str) -> str:
@@ -180,11 +185,13 @@ def build_router(app: type[AppBase]) -> APIRouter:
     @router.get("/", response_class=HTMLResponse, summary="Map of the gages")
     def map_page(request: Request) -> HTMLResponse:
         """The gages on a map drawn on the server as SVG; works without any network access."""
-        stmt = select(StreamGage.id, func.ST_Y(StreamGage.geom), func.ST_X(StreamGage.geom), StreamGage.value)
+        stmt = select(
+            StreamGage.id, func.ST_Y(StreamGage.geom), func.ST_X(StreamGage.geom), StreamGage.value, StreamGage.name
+        )
         with sessions()() as session:
             points = [
-                GagePoint(id=i, latitude=lat, longitude=lon, value=v)
-                for i, lat, lon, v in session.execute(stmt.order_by(StreamGage.id))
+                GagePoint(id=i, latitude=lat, longitude=lon, value=v, name=name)
+                for i, lat, lon, v, name in session.execute(stmt.order_by(StreamGage.id))
             ]
         html = _templates.get_template("map.html").render(view=build_map(points), gages=points, app_name=app.name)
         return HTMLResponse(html)
@@ -203,7 +210,7 @@ def build_router(app: type[AppBase]) -> APIRouter:
 
     @router.get("/gages", response_class=GeoJSONResponse, summary="Every gage as GeoJSON")
     def list_gages() -> GeoJSONResponse:
-        """Every gage as a GeoJSON FeatureCollection: Points [longitude, latitude], properties id and value."""
+        """Every gage as a GeoJSON FeatureCollection: Points [longitude, latitude], properties id, value and name."""
         with sessions()() as session:
             return GeoJSONResponse({"type": "FeatureCollection", "features": _features(session)})
 
@@ -231,7 +238,7 @@ def build_router(app: type[AppBase]) -> APIRouter:
     def add_gage(body: GageIn, request: Request, _: CurrentUser) -> GeoJSONResponse:
         """Add a gage (any signed-in user); answers 201 with the new gage as a GeoJSON Feature."""
         with sessions()() as session:
-            gage = StreamGage(latitude=body.latitude, longitude=body.longitude, value=body.value)
+            gage = StreamGage(latitude=body.latitude, longitude=body.longitude, value=body.value, name=body.name)
             session.add(gage)
             session.commit()
             (feature,) = _features(session, StreamGage.id == gage.id)
@@ -262,7 +269,9 @@ def build_router(app: type[AppBase]) -> APIRouter:
                 status=409,
                 store=store,
             )
-        app.create_persistent_store(store, SCENARIOS, spatial=True, initializer=SCENARIO_INITIALIZER)
+        app.create_persistent_store(
+            store, SCENARIOS, spatial=True, initializer=SCENARIO_INITIALIZER, migrations=MIGRATIONS
+        )
         response.headers["Location"] = f"/apps/stream_gages/scenarios/{body.name}"
         return ScenarioOut(name=body.name, store=store)
 

@@ -1,4 +1,4 @@
-"""``storekeeper stores``: list every store; create and drop dynamic ones."""
+"""``storekeeper stores``: list every store; create and drop dynamic ones; migrate their schema (Alembic)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from storekeeper.cli import render
 from storekeeper.cli.backups import BackupOpt, backup_first
 from storekeeper.cli.common import Group, JsonOpt, YesOpt, confirm, platform
 
-stores_cli = typer.Typer(cls=Group, help="List stores; create and drop dynamic stores.", no_args_is_help=True)
+stores_cli = typer.Typer(
+    cls=Group, help="List stores; create and drop dynamic stores; migrate their schema.", no_args_is_help=True
+)
 
 
 def _size(n: int | None) -> str | None:
@@ -142,3 +144,155 @@ def rotate_credentials(
             render.out.print("No stores to rotate (the app declares no database settings).")
     if failed:
         raise typer.Exit(1)
+
+
+# -- schema migrations (Alembic) --------------------------------------------------------------------
+
+StoreOpt = Annotated[
+    str | None, typer.Option("--database", "-d", metavar="STORE", help="Only this store (default: every store).")
+]
+RequiredStoreOpt = Annotated[str, typer.Option("--database", "-d", metavar="STORE", help="The store.")]
+
+
+@stores_cli.command("migrate")
+def migrate(
+    app: Annotated[str, typer.Argument(help="App package.")],
+    database: StoreOpt = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", metavar="REV", help="Upgrade or downgrade to this revision (an id, head or base; default: head)."
+        ),
+    ] = None,
+    stamp: Annotated[
+        str | None,
+        typer.Option("--stamp", metavar="REV", help="Record that the store is at this revision, running no migration."),
+    ] = None,
+    sql: Annotated[bool, typer.Option("--sql", help="Print the SQL the migration would run; change nothing.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bring an app's stores to their migrations' head, or to a revision (--to); --stamp records one."""
+    from storekeeper import stores
+
+    if to is not None and stamp is not None:
+        from storekeeper.errors import InputError
+
+        raise InputError("--to and --stamp cannot be used together.", hint=f"storekeeper stores migrate {app} --help")
+    results = stores.migrate(platform(), app, database, to=to, stamp=stamp, sql=sql)
+    if as_json:
+        render.json_out({"ok": True, "results": results})
+        return
+    for r in results:
+        if r.action == "sql":
+            render.out.print(r.sql or "", markup=False, end="")
+            continue
+        where = f"{r.app}/{r.store}"
+        if r.action == "absent":
+            render.out.print(f"{where}: not made yet (storekeeper syncstores {r.app} makes it at head)", markup=False)
+        elif r.action == "up to date":
+            render.ok(f"{where}: up to date at {r.after or 'base'}")
+        else:
+            done = f" ({', '.join(r.revisions)})" if r.revisions and r.action != "stamp" else ""
+            render.ok(f"{where}: {r.action} {r.before or 'base'} -> {r.after or 'base'}{done} ({r.seconds:.2f}s)")
+    if not results:
+        render.out.print(f"No store of {app} declares migrations.")
+
+
+@stores_cli.command("current")
+def current(
+    app: Annotated[str, typer.Argument(help="App package.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show each store's revision, its migrations' head, and how many revisions are pending."""
+    from storekeeper import stores
+
+    found = stores.migration_status(platform(), app)
+    if as_json:
+        render.json_out(found)
+        return
+    rows = [
+        {
+            "store": s.store,
+            "database": s.database,
+            "current": (s.current or "base") + (" (head)" if s.current and s.current == s.head else "")
+            if s.exists
+            else "not made",
+            "head": s.head,
+            "pending": len(s.pending),
+            "revisions": [p.revision for p in s.pending],
+        }
+        for s in found
+    ]
+    render.table(
+        rows,
+        [
+            ("store", "Store"),
+            ("database", "Database"),
+            ("current", "Revision"),
+            ("head", "Head"),
+            ("pending", "Pending"),
+            ("revisions", "Pending revisions"),
+        ],
+        empty=f"No store of {app} declares migrations.",
+    )
+    for s in found:
+        if s.problem:
+            render.error(f"{s.app}/{s.store}: {s.problem}", s.hint)
+
+
+@stores_cli.command("history")
+def history(
+    app: Annotated[str, typer.Argument(help="App package.")],
+    database: RequiredStoreOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a store's revisions, newest first, as Alembic shows them; the store's own is marked (current)."""
+    from storekeeper import stores
+
+    where, revisions = stores.migration_history(platform(), app, database)
+    if as_json:
+        render.json_out(
+            {
+                "app": where.app,
+                "store": where.store,
+                "current": where.current,
+                "head": where.head,
+                "revisions": [{**r.to_dict(), "current": r.revision == where.current} for r in revisions],
+            }
+        )
+        return
+    for r in revisions:
+        render.out.print(r.line + (" (current)" if r.revision == where.current else ""), markup=False)
+    if not revisions:
+        render.out.print("No revisions yet.")
+
+
+@stores_cli.command("revision")
+def revision(
+    app: Annotated[str, typer.Argument(help="App package.")],
+    database: RequiredStoreOpt,
+    message: Annotated[str, typer.Option("--message", "-m", help="What the revision does (its docstring).")],
+    autogenerate: Annotated[
+        bool,
+        typer.Option(
+            "--autogenerate",
+            help="Write the operations that bring the store (its test copy when one exists) to the setting's metadata.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a new revision file into the store's script directory, on top of its head."""
+    from storekeeper import stores
+    from storekeeper.testing.copies import existing_copy
+
+    p = platform()
+    copy = existing_copy(p, app, database) if autogenerate else None
+    made = stores.new_revision(p, app, database, message, autogenerate=autogenerate, compare_with=copy)
+    if as_json:
+        render.json_out(made)
+        return
+    render.ok(f"Revision {made.revision} ({made.down_revision or 'base'} -> {made.revision}), {made.message}")
+    render.out.print(f"  written to {made.path}", markup=False)
+    if made.compared_with:
+        render.out.print(f"  compared the models with database {made.compared_with}", markup=False)
+    render.out.print(f"Review it, then apply it: storekeeper syncstores {app} --database {database}", markup=False)

@@ -127,6 +127,8 @@ class Setting(Base):
     required: Mapped[bool] = mapped_column(Boolean, default=True)
     initializer: Mapped[str] = mapped_column(Text, default="")
     spatial: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The store's Alembic script directory, ``package:relative/path`` ("": no migrations).
+    migrations: Mapped[str] = mapped_column(Text, default="", server_default="")
     #: True once the setting is no longer declared by the installed app.
     orphaned: Mapped[bool] = mapped_column(Boolean, default=False)
     service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"), nullable=True)

@@ -16,6 +16,7 @@ The functions here are the core's store API, which the CLI, the portal and
 :mod:`~.dumps`                backup files; finding pg_dump and pg_restore
 :mod:`~.backups`              export, import (restore aside, swap in), clone
 :mod:`~.adopt`                taking over databases another tool made (Tethys)
+:mod:`~.migrations`           schema migrations (Alembic) of stores that declare them
 ============================  ===================================================
 """
 
@@ -24,6 +25,17 @@ from __future__ import annotations
 from storekeeper.stores.adopt import AdoptResult, adopt_stores
 from storekeeper.stores.initializers import check_initializer_path
 from storekeeper.stores.listing import connection_names, existing_store_names, list_stores, store_exists
+from storekeeper.stores.migrations import (
+    MigrateResult,
+    MigrationStatus,
+    NewRevision,
+    RevisionInfo,
+    migrate,
+    migration_history,
+    migration_status,
+    migration_target,
+    new_revision,
+)
 from storekeeper.stores.mode import StoreMode, testing_mode
 from storekeeper.stores.model import DEFAULT_JOBS, StoreInfo, SyncResult, Target
 from storekeeper.stores.resolve import resolve
@@ -33,6 +45,10 @@ from storekeeper.stores.sync import create_store, drop_store, sync_stores
 __all__ = [
     "DEFAULT_JOBS",
     "AdoptResult",
+    "MigrateResult",
+    "MigrationStatus",
+    "NewRevision",
+    "RevisionInfo",
     "RotationResult",
     "StoreInfo",
     "StoreMode",
@@ -45,6 +61,11 @@ __all__ = [
     "drop_store",
     "existing_store_names",
     "list_stores",
+    "migrate",
+    "migration_history",
+    "migration_status",
+    "migration_target",
+    "new_revision",
     "resolve",
     "rotate_credentials",
     "store_exists",

@@ -72,6 +72,7 @@ class StoreMode(Protocol):
         refresh: bool,
         force_first_time: bool,
         app_cls: AppClass | None,
+        migrations: str = "",
     ) -> SyncResult:
         """Create a store at run time through a connection setting (``create_persistent_store``)."""
         ...

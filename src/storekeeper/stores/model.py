@@ -33,12 +33,22 @@ class SyncResult:
     error: str | None = None
     hint: str | None = None
     seconds: float = 0.0
+    #: Schema migrations: the revisions applied (or, in a dry run, pending), oldest first; None: no migrations.
+    revisions: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def done(cls, target: Target, action: str, *, first_time: bool | None, seconds: float = 0.0) -> SyncResult:
+    def done(
+        cls,
+        target: Target,
+        action: str,
+        *,
+        first_time: bool | None,
+        seconds: float = 0.0,
+        revisions: list[str] | None = None,
+    ) -> SyncResult:
         """Return the result of provisioning ``target`` successfully."""
         return cls(
             app=target.app,
@@ -49,6 +59,7 @@ class SyncResult:
             ok=True,
             first_time=first_time,
             seconds=seconds,
+            revisions=revisions,
         )
 
     @classmethod
@@ -111,6 +122,8 @@ class Target:
     #: The store's own login role and its password; None: the store is reached as the service user.
     role: str | None = None
     role_password: str | None = field(default=None, repr=False)
+    #: The store's Alembic script directory, ``package:relative/path`` ("": no migrations).
+    migrations: str = ""
 
     @property
     def login(self) -> tuple[str, str] | None:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from psycopg import sql
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from storekeeper import audit, discovery, engines
@@ -32,7 +32,7 @@ from storekeeper.backends import get_backend
 from storekeeper.backends import postgresql as pg
 from storekeeper.backends.names import check_name, database_name
 from storekeeper.declaration import AppClass
-from storekeeper.errors import InitializerError, StoreError, StorekeeperError
+from storekeeper.errors import InitializerError, MigrationError, StoreError, StorekeeperError
 from storekeeper.platform import Platform
 from storekeeper.platform.models import (
     ABSENT,
@@ -47,7 +47,7 @@ from storekeeper.platform.models import (
     utcnow,
 )
 from storekeeper.retry import retry
-from storekeeper.stores import backups, records, roles
+from storekeeper.stores import backups, migrations, records, roles
 from storekeeper.stores.initializers import run_initializer
 from storekeeper.stores.model import SyncResult, Target
 
@@ -130,9 +130,9 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
         decision = decide(target, marker, state, refresh=refresh, ours=ours)
         exists = marker.exists
         action = "up to date"
-        # A store kept as it is and initialized next proves its role's password by logging in,
+        # A store kept as it is and migrated or initialized next proves its role's password by logging in,
         # so the password is set only when that login is refused (see _initialize).
-        trust = decision == KEEP and bool(target.initializer)
+        trust = decision == KEEP and bool(target.initializer or target.migrations)
         target = roles.ensure_store_role(platform, backend, conn, target, trust_recorded=trust)
         if decision in (CREATE, RECREATE):
             # Recorded before the server is touched: until its initializer has run the store is
@@ -190,21 +190,38 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
                 if state != INITIALIZED or action != "up to date":
                     records.set_state(platform, target.setting_id, state=FAILED, last_error=err.message)
                 raise
+        fresh = first_time and action != "up to date"
+
+        def repair(target: Target = target) -> None:
+            roles.reset_password(backend, conn, target)
+
+        revisions: list[str] | None = None
+        if target.migrations:  # brought to head before its initializer runs
+            try:
+                revisions = migrations.upgrade_locked(backend, target, on_login_refused=repair)
+            except StorekeeperError as err:
+                # A new store is made again empty by the next sync; an existing one stays at its last good revision.
+                failed = {"state": FAILED} if fresh else {}
+                records.set_state(platform, target.setting_id, last_error=err.message, **failed)
+                raise
+            if revisions and action == "up to date":
+                action = f"migrated to {revisions[-1]}"
         if target.initializer:
-            fresh = first_time and action != "up to date"
-
-            def repair(target: Target = target) -> None:
-                roles.reset_password(backend, conn, target)
-
             _initialize(platform, backend, target, first_time, fresh=fresh, on_login_refused=repair)
             if action == "up to date":
                 action = "initializer ran"
+            elif action.startswith("migrated"):
+                action += ", initializer ran"
         # Marker first, record second: a crash between them is repaired from the marker.
         if marker.state != pg.INITIALIZED or first_time or marker.installation is None:
             backend.set_marker(conn, target.database, pg.INITIALIZED, target.owner)
         records.set_state(platform, target.setting_id, state=INITIALIZED, initialized_at=utcnow(), last_error=None)
     return SyncResult.done(
-        target, action, first_time=first_time if target.initializer else None, seconds=time.perf_counter() - started
+        target,
+        action,
+        first_time=first_time if target.initializer else None,
+        seconds=time.perf_counter() - started,
+        revisions=revisions,
     )
 
 
@@ -254,7 +271,24 @@ def plan(platform: Platform, target: Target, *, refresh: bool, force_first_time:
         action, first = "would recreate", True
     else:
         action, first = "would run initializer" if target.initializer else "up to date", force_first_time
-    return SyncResult.done(target, action, first_time=first if target.initializer else None)
+    revisions: list[str] | None = None
+    if target.migrations:
+        try:
+            status = migrations.status_locked(backend, target, exists=decision == KEEP)
+        except OperationalError as err:  # the role's login refused (a sync repairs it), or the server went away
+            reason = pg.first_line(getattr(err, "orig", None) or err)
+            return SyncResult.done(
+                target,
+                f"{action}, would migrate to head (its revision cannot be read now: {reason})",
+                first_time=first if target.initializer else None,
+            )
+        if status.problem is not None:
+            raise MigrationError(status.problem, hint=status.hint, app=target.app, setting=target.name)
+        revisions = [r.revision for r in status.pending]
+        if revisions:
+            migrate = f"would migrate to {status.head} ({len(revisions)} pending: {', '.join(revisions)})"
+            action = migrate if action == "up to date" else f"{action}, {migrate}"
+    return SyncResult.done(target, action, first_time=first if target.initializer else None, revisions=revisions)
 
 
 class LiveStores:
@@ -293,6 +327,7 @@ class LiveStores:
         refresh: bool,
         force_first_time: bool,
         app_cls: AppClass | None,
+        migrations: str = "",
     ) -> SyncResult:
         """Record a dynamic store (or find the static one of that name) and provision it."""
         if connection_name is None:
@@ -311,7 +346,9 @@ class LiveStores:
         def register() -> Target:
             with platform.session() as session:
                 app = records.load_app(session, package)
-                row = _register_dynamic(session, app, name, connection_name, spatial=spatial, initializer=initializer)
+                row = _register_dynamic(
+                    session, app, name, connection_name, spatial=spatial, initializer=initializer, migrations=migrations
+                )
                 return records.make_target(platform, app, row, database_name(package, name))
 
         # Two processes registering the same new dynamic store race on the unique
@@ -391,7 +428,14 @@ class LiveStores:
 
 
 def _register_dynamic(
-    session: Session, app: App, name: str, connection_name: str, *, spatial: bool, initializer: str
+    session: Session,
+    app: App,
+    name: str,
+    connection_name: str,
+    *,
+    spatial: bool,
+    initializer: str,
+    migrations: str = "",
 ) -> Setting:
     """Return the setting row a created store provisions: a new dynamic one, or the existing one."""
     conn_row = records.connection_for_store(app, connection_name, name)
@@ -405,6 +449,7 @@ def _register_dynamic(
             description="",
             initializer=initializer,
             spatial=spatial,
+            migrations=migrations,
             service_id=conn_row.service_id,
             connection_name=connection_name,
             state=ABSENT,
@@ -414,6 +459,7 @@ def _register_dynamic(
     elif row.dynamic:
         row.spatial = spatial or row.spatial
         row.initializer = initializer or row.initializer
+        row.migrations = migrations or row.migrations
     elif row.service_id is None:
         row.service_id = conn_row.service_id
     session.flush()

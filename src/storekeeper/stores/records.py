@@ -90,6 +90,7 @@ def make_target(platform: Platform, app: App, row: Setting, database: str) -> Ta
         database=database,
         spatial=row.spatial,
         initializer=row.initializer,
+        migrations=row.migrations or "",
         backend=row.service.backend,
         spec=service_spec(platform, row.service),
         role=role,

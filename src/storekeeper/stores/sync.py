@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from storekeeper import audit, discovery
+from storekeeper.app_settings import check_migrations
 from storekeeper.backends import postgresql as pg
 from storekeeper.backends.names import check_name, database_name
 from storekeeper.declaration import AppClass
@@ -166,6 +167,7 @@ def create_store(
     refresh: bool = False,
     force_first_time: bool = False,
     app_cls: AppClass | None = None,
+    migrations: str = "",
 ) -> SyncResult:
     """Create a store at run time (idempotent) through a connection setting, and initialize it.
 
@@ -176,6 +178,7 @@ def create_store(
     """
     check_name(package, what="app package")
     database_name(package, name)
+    check_migrations(migrations, setting=name)
     return mode.current().create(
         platform,
         package,
@@ -186,6 +189,7 @@ def create_store(
         refresh=refresh,
         force_first_time=force_first_time,
         app_cls=app_cls,
+        migrations=migrations,
     )
 
 

@@ -45,6 +45,7 @@ from storekeeper.platform.models import DATABASE, Service
 from storekeeper.retry import retry
 from storekeeper.services import service_spec, service_specs
 from storekeeper.stores import initializers, records
+from storekeeper.stores import migrations as schema
 from storekeeper.stores.initializers import initialize_unrecorded
 from storekeeper.stores.model import SyncResult, Target
 from storekeeper.testing.names import COPY_REGEX, TEMPLATE_REGEX, copy_name, discard_name, spare_name, template_name
@@ -66,6 +67,7 @@ class DynamicTestStore:
     connection_name: str
     spatial: bool
     initializer: str
+    migrations: str = ""
 
 
 #: (package, name) -> dynamic stores made by create_persistent_store in testing mode.
@@ -92,10 +94,21 @@ def reset() -> None:
         _options["rebuild_templates"] = False
 
 
-def code_hash(initializer: str, spatial: bool) -> str:
-    """Return the hash that ties a template to the code that built it."""
+def code_hash(initializer: str, spatial: bool, migrations: str = "") -> str:
+    """Return the hash that ties a template to the code that built it.
+
+    With ``migrations`` (a store's script directory), its head revision and its
+    revision files are part of it: a new or edited revision rebuilds the template.
+    """
     h = hashlib.blake2b(digest_size=10)
     h.update(f"{__version__}|{initializer}|{spatial}".encode())
+    if migrations:
+        folder = schema.resolve_location(migrations, app="", store="")
+        h.update(f"|{migrations}|{','.join(schema.heads_of(folder))}".encode())
+        for f in sorted(folder.rglob("*.py")):
+            if "__pycache__" not in f.parts:
+                h.update(str(f.relative_to(folder)).encode())
+                h.update(f.read_bytes())
     # The app's own package (inside its namespace for a Tethys-style app), as the initializer is found.
     module = initializers.module_of(initializer) if initializer else None
     spec = importlib.util.find_spec(discovery.package_root(module)) if module else None
@@ -199,7 +212,11 @@ def _reach(
 
 def _wanted(target: Target) -> str:
     """Return the marker an up-to-date template of this store carries (who owns it is part of it)."""
-    return TEMPLATE_MARKER + code_hash(target.initializer, target.spatial) + (":role" if target.role else "")
+    return (
+        TEMPLATE_MARKER
+        + code_hash(target.initializer, target.spatial, target.migrations)
+        + (":role" if target.role else "")
+    )
 
 
 def ensure_template(backend: PostgresBackend, target: Target, *, rebuild: bool = False) -> str:
@@ -223,6 +240,8 @@ def ensure_template(backend: PostgresBackend, target: Target, *, rebuild: bool =
         else:
             backend.create_database(conn, template, what=what, owner=target.owner, role=target.role)
         try:
+            if target.migrations:  # built at head, then initialized
+                schema.upgrade_locked(backend, target.at(template))
             if target.initializer:
                 _initialize(backend, target.at(template), True)
         except BaseException:
@@ -287,6 +306,8 @@ def provision_copy(
                     backend.create_database(
                         conn, target.database, what=target.what, owner=target.owner, role=target.role
                     )
+                if target.migrations:
+                    schema.upgrade_locked(backend, target)
                 if target.initializer:
                     _initialize(backend, target, True)
                 first_time = True if target.initializer else None
@@ -308,6 +329,22 @@ def provision_copy(
             _initialize(backend, target, force_first_time)
             first_time, action = force_first_time, "initializer ran"
     return SyncResult.done(target, action, first_time=first_time, seconds=time.perf_counter() - started)
+
+
+def existing_copy(platform: Platform, package: str, name: str) -> Target | None:
+    """Return the target of a store's test copy, reached as its test role, when the copy exists (else None).
+
+    ``storekeeper stores revision --autogenerate`` compares the models with it, so the
+    live store is not needed for that.
+    """
+    target = TESTING.target(platform, package, name)
+    if target is None:
+        return None
+    backend = get_backend(target.backend, target.spec)
+    with backend.connect() as conn:
+        if not backend.marker(conn, target.database).exists:
+            return None
+    return _reach(platform, backend, None, target)
 
 
 # -- spares: the next fresh copy, cloned in the background while a test runs ----------------
@@ -514,6 +551,7 @@ class TestCopies:
             database=copy_name(package, name),
             spatial=entry.spatial,
             initializer=entry.initializer,
+            migrations=entry.migrations,
             backend=svc.backend,
             spec=service_spec(platform, svc),
         )
@@ -551,6 +589,7 @@ class TestCopies:
         refresh: bool,
         force_first_time: bool,
         app_cls: AppClass | None,
+        migrations: str = "",
     ) -> SyncResult:
         """Make test copies only; live stores and the platform records stay untouched."""
         if app_cls is not None:
@@ -582,6 +621,7 @@ class TestCopies:
                         connection_name=connection_name,
                         spatial=spatial,
                         initializer=initializer or (row.initializer if row is not None else ""),
+                        migrations=migrations or (row.migrations if row is not None else ""),
                     )
                     found = self.unrecorded_target(platform, session, package, name)
                     assert found is not None
@@ -631,6 +671,7 @@ __all__ = [
     "drop_copy",
     "drop_spares",
     "ensure_template",
+    "existing_copy",
     "provision_copy",
     "reset",
     "set_rebuild_templates",

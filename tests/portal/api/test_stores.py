@@ -144,3 +144,31 @@ def test_an_initializer_in_the_apps_own_package_is_run(admin, my_first_app, admi
         assert response.json()["first_time"] is True
         assert database_exists(admin_conn, f"{APP}_{name}")
         admin.delete(f"/api/v1/apps/{APP}/stores/{name}")
+
+
+def test_migration_status_is_for_everyone_signed_in_and_migrate_for_admins(admin, viewer, platform, service):
+    from storekeeper import apps
+
+    for setting in ("primary", "db"):
+        apps.assign_service(platform, "migrating_app", setting, service)
+    url = "/api/v1/apps/migrating_app/stores"
+    response = admin.get(f"{url}/migrations")
+    assert response.status_code == 200, response.text
+    (db,) = response.json()  # autogen_db has no service: left out
+    assert (db["store"], db["exists"], db["head"], db["pending_count"]) == ("db", False, "0003", 3)
+    assert db["pending"][0]["line"] == "<base> -> 0001, create gages"
+    from storekeeper import stores
+
+    (synced,) = stores.sync_stores(platform, ["migrating_app"], database="db")
+    assert synced.ok and synced.revisions == ["0001", "0002", "0003"]
+    down = admin.post(f"{url}/migrate", json={"store": "db", "to": "0001"})
+    assert down.status_code == 200, down.text
+    assert [(r["action"], r["before"], r["after"]) for r in down.json()] == [("downgrade", "0003", "0001")]
+    up = admin.post(f"{url}/migrate", json={})
+    assert [(r["store"], r["action"], r["after"], r["revisions"]) for r in up.json()] == [
+        ("db", "upgrade", "0003", ["0002", "0003"])
+    ]
+    problem(admin.post(f"{url}/migrate", json={"store": "db", "to": "nope9"}), 409, "nope9")
+    problem(admin.post(f"{url}/migrate", json={"store": "db", "to": "bad rev"}), 422)
+    assert viewer.get(f"{url}/migrations").json()[0]["current"] == "0003"  # a read, as the store list is
+    problem(viewer.post(f"{url}/migrate", json={}), 403)

@@ -87,3 +87,46 @@ def test_dropping_a_dynamic_store_after_confirming(admin_web, my_first_app, plat
     response = admin_web.post("/admin/apps/my_first_app/stores/scratch/drop")
     assert 'Store "scratch" dropped' in text(admin_web.follow(response))
     assert not stores.store_exists(platform, "my_first_app", "scratch")
+
+
+def test_a_store_with_migrations_shows_its_revision_and_applies_pending_ones_as_a_job(
+    admin_web, viewer_web, platform, service
+):
+    from storekeeper.stores import migrations
+
+    for setting in ("primary", "db"):
+        apps.assign_service(platform, "migrating_app", setting, service)
+    (synced,) = stores.sync_stores(platform, ["migrating_app"], database="db")
+    assert synced.ok
+    migrations.migrate(platform, "migrating_app", "db", to="0001")
+    page = admin_web.get("/admin/apps/migrating_app").text
+    assert 'data-schema-revision="0001" data-schema-pending="2"' in page
+    assert '<code title="add gage name">0002</code>' in page
+    assert 'data-apply-migrations="db"' in page
+    assert 'data-apply-migrations="db"' not in viewer_web.get("/admin/apps/migrating_app").text  # admins only
+    response = admin_web.post("/admin/apps/migrating_app/sync", {"store": "db"})
+    assert response.status_code == 303
+    job = _wait_for_job(platform, re.search(r"\?job=([0-9a-f]+)", response.headers["location"]).group(1))
+    assert job.status == "succeeded", job
+    page = admin_web.get("/admin/apps/migrating_app").text
+    assert 'data-schema-revision="0003" data-schema-pending="0"' in page
+    assert "data-apply-migrations" not in page
+
+
+def test_the_home_page_shows_what_doctor_finds_with_its_fix(admin_web, platform, service):
+    from storekeeper.stores import migrations
+
+    for setting in ("primary", "db"):
+        apps.assign_service(platform, "migrating_app", setting, service)
+    assert stores.sync_stores(platform, ["migrating_app"], database="db")[0].ok
+    migrations.migrate(platform, "migrating_app", "db", to="0002")
+    page = admin_web.get("/admin/").text
+    assert 'id="doctor"' in page
+    found = re.search(
+        r'<tr data-finding-level="warning">\s*<td>.*?</td>\s*<td><code>migrating_app/db</code></td>\s*'
+        r"<td>(.*?)</td>\s*<td><code>(.*?)</code></td>",
+        page,
+        re.DOTALL,
+    )
+    assert found and "1 migration(s) pending (0003)" in found.group(1)
+    assert found.group(2) == "storekeeper syncstores migrating_app --database db"

@@ -34,7 +34,7 @@ def seed_features() -> list[dict[str, Any]]:
             "type": "Feature",
             "id": i,
             "geometry": {"type": "Point", "coordinates": [g.longitude, g.latitude]},
-            "properties": {"id": i, "value": g.value},
+            "properties": {"id": i, "value": g.value, "name": None},
         }
         for i, g in enumerate(SEED_GAGES, start=1)
     ]
@@ -119,10 +119,23 @@ def test_a_signed_in_user_adds_a_gage_and_gets_the_feature(stream_gages_db, clie
     feature = response.json()
     assert feature["type"] == "Feature" and feature["id"] == 3
     assert feature["geometry"] == {"type": "Point", "coordinates": [-111.6571, 40.2401]}
-    assert feature["properties"] == {"id": 3, "value": 7}
+    assert feature["properties"] == {"id": 3, "value": 7, "name": None}
     assert response.headers["location"] == f"{BASE}/gages/3"
     assert client.get(response.headers["location"]).json() == feature
     assert [f["id"] for f in client.get(f"{BASE}/gages").json()["features"]] == [1, 2, 3]
+
+
+def test_a_gage_with_a_name_shows_it_in_geojson_and_on_the_map(stream_gages_db, client):
+    response = client.post(f"{BASE}/gages", json={**VALID, "name": "Provo River"}, headers=client.token_headers())
+    assert response.status_code == 201, response.text
+    assert response.json()["properties"] == {"id": 3, "value": 7, "name": "Provo River"}
+    page = client.get(f"{BASE}/").text
+    assert "Gage 3 (Provo River): value 7" in page and '<span class="gage-name">Provo River</span>' in page
+
+
+def test_the_copy_is_at_the_migrations_head(stream_gages_db):
+    with stream_gages_db.sessionmaker() as session:
+        assert session.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
 
 
 @pytest.mark.parametrize(

@@ -308,10 +308,74 @@ class SyncResultOut(_Out):
     error: str | None = None
     hint: str | None = None
     seconds: float = 0.0
+    #: Schema migrations applied (in a dry run: pending), oldest first; null: the store declares none.
+    revisions: list[str] | None = None
 
     @classmethod
     def of(cls, result: stores.SyncResult) -> SyncResultOut:
         return cls.model_validate(asdict(result))
+
+
+# -- schema migrations -------------------------------------------------------------------
+
+#: A revision id as Alembic writes them (or head, base); a unique prefix of one is accepted too.
+REVISION = r"^[A-Za-z0-9_]{1,64}$"
+
+
+class RevisionOut(_Out):
+    """One revision of a store's script directory, as Alembic names it."""
+
+    revision: str
+    down_revision: str | None
+    message: str
+    line: str = Field(description="Alembic's one-line form, e.g. '0001 -> 0002 (head), add name'.")
+
+
+class MigrationStatusOut(_Out):
+    """Where a store stands: its revision, its migrations' head, the revisions pending."""
+
+    app: str
+    store: str
+    database: str
+    migrations: str
+    current: str | None = Field(description="The store's revision; null: at base, or the store is not made yet.")
+    head: str | None
+    exists: bool
+    pending: list[RevisionOut]
+    pending_count: int
+    problem: str | None = Field(None, description="Why it cannot be migrated as it is.")
+    hint: str | None = None
+
+
+class MigrateRequest(BaseModel):
+    """Bring an app's stores to head, or one store to a revision (``to``), or record one (``stamp``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_IDENTIFIER_BYTES,
+        json_schema_extra=pattern(STORE_NAME),
+        description="Only this store (default: every store with migrations); needed with to or stamp.",
+    )
+    to: str | None = Field(None, pattern=REVISION, description="Upgrade or downgrade to this revision (head, base).")
+    stamp: str | None = Field(None, pattern=REVISION, description="Record this revision, running no migration.")
+    sql: bool = Field(False, description="Return the SQL the migration would run; change nothing.")
+
+
+class MigrateResultOut(_Out):
+    """What migrating one store did."""
+
+    app: str
+    store: str
+    database: str
+    action: str = Field(description="upgrade, downgrade, stamp, up to date, sql, or absent (not made yet).")
+    before: str | None
+    after: str | None
+    revisions: list[str]
+    sql: str | None = None
+    seconds: float
 
 
 class SyncRequest(BaseModel):
@@ -520,8 +584,9 @@ class Health(HealthStatus):
 
     platform: Check
     services: list[ServiceCheck]
-    #: How many findings ``storekeeper doctor`` has, by level (error, warning, info); None when it could not run.
-    findings: dict[str, int] | None = None
+    findings: dict[str, int] | None = Field(
+        None, description="How many findings of each level storekeeper doctor has (error, warning, info)."
+    )
 
 
 class Problem(BaseModel):

@@ -7,8 +7,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Response, status
 
 from storekeeper import stores
+from storekeeper.errors import InputError
 from storekeeper.portal.api.models import (
     REACHES_SERVER,
+    MigrateRequest,
+    MigrateResultOut,
+    MigrationStatusOut,
     RotationOut,
     StoreCreate,
     StoreOut,
@@ -53,6 +57,24 @@ def create_store(app: str, body: StoreCreate, response: Response, platform: Plat
 def rotate_credentials(app: str, platform: PlatformDep, _: AdminDep, database: str | None = None) -> list[RotationOut]:
     """Give the app's store roles (or one store's, ``?database=NAME``) new passwords; no request fails meanwhile."""
     return [RotationOut.model_validate(r) for r in stores.rotate_credentials(platform, app, database=database)]
+
+
+@router.get("/migrations", response_model=list[MigrationStatusOut], responses=problem_responses(*REACHES_SERVER))
+def migration_status(app: str, platform: PlatformDep, _: CurrentUser) -> list[MigrationStatusOut]:
+    """Each store's schema revision, its migrations' head and the revisions pending (``stores current``)."""
+    return [MigrationStatusOut.model_validate(s.to_dict()) for s in stores.migration_status(platform, app)]
+
+
+@router.post("/migrate", response_model=list[MigrateResultOut], responses=problem_responses(*REACHES_SERVER))
+def migrate(app: str, body: MigrateRequest, platform: PlatformDep, _: AdminDep) -> list[MigrateResultOut]:
+    """Bring the app's stores to their migrations' head, one store to a revision (``to``), or record one (``stamp``).
+
+    A revision that fails leaves its store at the last good revision and answers 409 naming it.
+    """
+    if body.to is not None and body.stamp is not None:
+        raise InputError("to and stamp cannot be used together.", hint="send one of them", status=422)
+    results = stores.migrate(platform, app, body.store, to=body.to, stamp=body.stamp, sql=body.sql)
+    return [MigrateResultOut.model_validate(r.to_dict()) for r in results]
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(*REACHES_SERVER))

@@ -2,6 +2,8 @@
 
 "Sync stores" starts the same background job as ``POST /api/v1/apps/{app}/sync``;
 the page shows its per-store results, polling ``/api/v1/jobs/{id}`` while it runs.
+A store with schema migrations shows its revision and pending revisions; its
+"Apply" button starts that job for the store alone (a sync brings it to head).
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ def _app_page(
     found = {s.name: s for s in stores.list_stores(platform, package, discover=False)}
     settings = [s for s in info.settings if not s.dynamic]
     dynamic = [found[s.name] for s in info.settings if s.dynamic and s.name in found]
+    try:
+        schema = {m.store: m for m in stores.migration_status(platform, package)}
+    except StorekeeperError:  # a broken script directory: the sync shows why; the page still loads
+        schema = {}
     return render(
         request,
         "app.html",
@@ -56,6 +62,7 @@ def _app_page(
         settings=settings,
         stores=found,
         dynamic=dynamic,
+        schema=schema,
         services=[s.name for s in services.list_services(platform)],
         job=_job(platform, package, job_id),
         error=error,
