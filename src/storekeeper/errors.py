@@ -430,14 +430,14 @@ class PortalError(StorekeeperError):
         )
 
     @classmethod
-    def body_too_large(cls, limit: int) -> PortalError:
-        """The request body is larger than ``portal.max_body_bytes`` (413)."""
+    def body_too_large(cls, limit: int, key: str = "portal.max_body_bytes") -> PortalError:
+        """The request body is larger than the setting ``key`` allows (413)."""
         return cls(
             f"The request body is larger than this portal accepts ({limit} bytes); it was not read.",
             status=413,
             hint="send a smaller body; an operator raises the limit with: "
-            "storekeeper settings --set portal.max_body_bytes BYTES (then restart the portal)",
-            key="portal.max_body_bytes",
+            f"storekeeper settings --set {key} BYTES (then restart the portal)",
+            key=key,
         )
 
     @classmethod

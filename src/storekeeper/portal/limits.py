@@ -36,9 +36,10 @@ class BodyTooLarge(HTTPException):
     (it turns any other exception into a 400); its own handler answers the 413.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, key: str = "portal.max_body_bytes") -> None:
         super().__init__(status_code=413, detail="Content Too Large")
         self.limit = limit
+        self.key = key
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -58,26 +59,33 @@ UPLOAD_PATH = re.compile(r"^/api/v1/apps/[^/]+/stores/[^/]+/import$")
 class BodyLimit:
     """Refuse request bodies larger than ``max_bytes`` with a 413 problem document, counting as they stream.
 
-    A path matching one of ``larger`` (pattern, limit) has that limit instead.
+    A path matching one of ``larger`` (pattern, limit, the setting that sets it) has that limit instead.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, larger: tuple[tuple[re.Pattern[str], int], ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        larger: tuple[tuple[re.Pattern[str], int, str], ...] = (),
+        key: str = "portal.max_body_bytes",
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.larger = larger
+        self.key = key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope.get("path") or ""
-        limit = next((size for pattern, size in self.larger if pattern.match(path)), self.max_bytes)
-        if limit != self.max_bytes:
-            await BodyLimit(self.app, limit)(scope, receive, send)
+        special = next(((size, key) for pattern, size, key in self.larger if pattern.match(path)), None)
+        if special is not None:
+            await BodyLimit(self.app, special[0], key=special[1])(scope, receive, send)
             return
         declared = _declared_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await too_large_response(self.max_bytes, scope.get("path"))(scope, receive, send)
+            await too_large_response(self.max_bytes, scope.get("path"), self.key)(scope, receive, send)
             return
         received = 0
         started = False
@@ -88,7 +96,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                    raise BodyTooLarge(self.max_bytes, self.key)
             return message
 
         async def watched_send(message: Message) -> None:
@@ -101,17 +109,17 @@ class BodyLimit:
         except BodyTooLarge:  # raised where no handler turned it into the response (an app's own ASGI code)
             if started:
                 raise
-            await too_large_response(self.max_bytes, scope.get("path"))(scope, receive, send)
+            await too_large_response(self.max_bytes, scope.get("path"), self.key)(scope, receive, send)
 
 
-def too_large_response(limit: int, path: str | None) -> JSONResponse:
-    """The 413 problem document for a body over ``limit`` bytes."""
-    return error_response(PortalError.body_too_large(limit), path)
+def too_large_response(limit: int, path: str | None, key: str = "portal.max_body_bytes") -> JSONResponse:
+    """The 413 problem document for a body over ``limit`` bytes (the setting ``key`` sets the limit)."""
+    return error_response(PortalError.body_too_large(limit, key), path)
 
 
 async def _body_too_large(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, BodyTooLarge)
-    return too_large_response(err.limit, request.url.path)
+    return too_large_response(err.limit, request.url.path, err.key)
 
 
 def install_limits(app: FastAPI, config: Config) -> None:
@@ -120,7 +128,7 @@ def install_limits(app: FastAPI, config: Config) -> None:
     app.add_middleware(
         BodyLimit,
         max_bytes=config.portal_max_body_bytes,
-        larger=((UPLOAD_PATH, config.backups_max_upload_bytes),),
+        larger=((UPLOAD_PATH, config.backups_max_upload_bytes, "backups.max_upload_bytes"),),
     )
     proxies = forwarded_allow_ips(config.portal_forwarded_allow_ips)
     if proxies:

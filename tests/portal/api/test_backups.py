@@ -58,9 +58,13 @@ def test_uploads_have_their_own_size_limit(sk_home, monkeypatch, platform):
     monkeypatch.setenv("STOREKEEPER_BACKUPS_MAX_UPLOAD_BYTES", "5000")
     with TestClient(create_app(load_config())) as client:
         url = f"/api/v1/apps/{APP}/stores/example_db/import"
-        assert client.post(url, content=b"x" * 5001).status_code == 413
+        upload = client.post(url, content=b"x" * 5001)
+        assert upload.status_code == 413
+        # The problem names the setting that limits this route, and how to raise it.
+        assert "backups.max_upload_bytes" in upload.json()["hint"] and "portal.max_body_bytes" not in upload.text
         assert client.post(url, content=b"x" * 4000).status_code == 401  # past the limit check: not signed in
-        assert client.post("/api/v1/auth/token", content=b"x" * 1001).status_code == 413
+        other = client.post("/api/v1/auth/token", content=b"x" * 1001)
+        assert other.status_code == 413 and "portal.max_body_bytes" in other.json()["hint"]
 
 
 def test_the_portal_backs_a_store_up_before_it_drops_or_refreshes_it(admin, my_first_app, platform, sk_home):
