@@ -22,25 +22,54 @@ The functions here are the core's store API, which the CLI, the portal and
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from storekeeper.stores.adopt import AdoptResult, adopt_stores
 from storekeeper.stores.initializers import check_initializer_path
 from storekeeper.stores.listing import connection_names, existing_store_names, list_stores, store_exists
-from storekeeper.stores.migrations import (
-    MigrateResult,
-    MigrationStatus,
-    NewRevision,
-    RevisionInfo,
-    migrate,
-    migration_history,
-    migration_status,
-    migration_target,
-    new_revision,
-)
 from storekeeper.stores.mode import StoreMode, testing_mode
 from storekeeper.stores.model import DEFAULT_JOBS, StoreInfo, SyncResult, Target
 from storekeeper.stores.resolve import resolve
 from storekeeper.stores.roles import RotationResult, rotate_credentials
 from storekeeper.stores.sync import create_store, drop_store, sync_stores
+
+if TYPE_CHECKING:
+    from storekeeper.stores.migrations import (
+        MigrateResult,
+        MigrationStatus,
+        NewRevision,
+        RevisionInfo,
+        migrate,
+        migration_history,
+        migration_status,
+        migration_target,
+        new_revision,
+    )
+
+#: Names from :mod:`~.migrations`, imported on first use: it imports Alembic (and Mako), which a
+#: command on stores without migrations never needs.
+_MIGRATION_NAMES = frozenset(
+    {
+        "MigrateResult",
+        "MigrationStatus",
+        "NewRevision",
+        "RevisionInfo",
+        "migrate",
+        "migration_history",
+        "migration_status",
+        "migration_target",
+        "new_revision",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MIGRATION_NAMES:
+        from storekeeper.stores import migrations
+
+        return getattr(migrations, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_JOBS",

@@ -54,7 +54,7 @@ from storekeeper.errors import InputError, ServiceError, StoreError, Storekeeper
 from storekeeper.platform import Platform
 from storekeeper.platform.models import ABSENT, CREATING, DATABASE, INITIALIZED, Service, Setting, utcnow
 from storekeeper.stores import dumps, records, roles
-from storekeeper.stores.model import Target
+from storekeeper.stores.model import IMPORT_SIDE_PATTERN, Target
 
 #: Marker states of an import's databases besides the store's own.
 RESTORING = "restoring"
@@ -63,7 +63,7 @@ KEPT = "kept"
 #: How many times a swap (or a template copy) ends the sessions and tries again when someone connects in between.
 SWAP_ATTEMPTS = 5
 CLONE_ATTEMPTS = 5
-_SIDE = re.compile(r"_(restore|previous)_[0-9a-f]{8}$")
+_SIDE = re.compile(IMPORT_SIDE_PATTERN)
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -450,7 +450,7 @@ def all_leftovers(backend: pg.PostgresBackend, conn: Any) -> list[tuple[str, Lef
     rows = conn.execute(
         "SELECT datname, shobj_description(oid, 'pg_database'), datconnlimit, datallowconn FROM pg_database "
         "WHERE datname ~ %s",
-        (r"_(restore|previous)_[0-9a-f]{8}$",),
+        (IMPORT_SIDE_PATTERN,),
     ).fetchall()
     found = []
     for name, *rest in rows:

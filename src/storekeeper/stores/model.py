@@ -19,6 +19,11 @@ from storekeeper.errors import StoreError, StorekeeperError
 DEFAULT_JOBS = 4
 
 
+#: The end of the name of a database an import leaves beside a store while it works
+#: (``<db>_restore_<id>``, ``<db>_previous_<id>``; see :mod:`storekeeper.stores.backups`).
+IMPORT_SIDE_PATTERN = r"_(restore|previous)_[0-9a-f]{8}$"
+
+
 @dataclass(frozen=True)
 class SyncResult:
     """What happened to one store in a sync or create."""

@@ -47,9 +47,9 @@ from storekeeper.platform.models import (
     utcnow,
 )
 from storekeeper.retry import retry
-from storekeeper.stores import backups, migrations, records, roles
+from storekeeper.stores import records, roles
 from storekeeper.stores.initializers import run_initializer
-from storekeeper.stores.model import SyncResult, Target
+from storekeeper.stores.model import IMPORT_SIDE_PATTERN, SyncResult, Target
 
 #: What provisioning does with a store's database (see decide).
 CREATE, RECREATE, KEEP = "create", "recreate", "keep"
@@ -97,6 +97,14 @@ def decide(target: Target, marker: pg.Marker, state: str, *, refresh: bool, ours
     return RECREATE
 
 
+def _import_leftovers_exist(conn: Any) -> bool:
+    """True when any database on the server looks like an import's leftover (one round trip, no import)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname ~ %s)", (IMPORT_SIDE_PATTERN,)
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def unmarked_but_ours(backend: pg.PostgresBackend, conn: Any, target: Target, marker: pg.Marker, state: str) -> bool:
     """True for an unmarked database this store made (a crash between CREATE DATABASE and its marker).
 
@@ -123,7 +131,10 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
     started = time.perf_counter()
     backend = get_backend(target.backend, target.spec)
     with backend.store_lock(target.database) as conn:
-        backups.clean_leftovers(backend, conn, target, reopen=False)  # what a cut-short import left
+        if _import_leftovers_exist(conn):  # what a cut-short import left (rare: backups is imported only then)
+            from storekeeper.stores import backups
+
+            backups.clean_leftovers(backend, conn, target, reopen=False)
         marker = backend.marker(conn, target.database)
         state = records.read_state(platform, target.setting_id, ABSENT)  # again, now that we hold the lock
         ours = unmarked_but_ours(backend, conn, target, marker, state)
@@ -197,6 +208,8 @@ def provision(platform: Platform, target: Target, *, refresh: bool, force_first_
 
         revisions: list[str] | None = None
         if target.migrations:  # brought to head before its initializer runs
+            from storekeeper.stores import migrations  # Alembic, imported only for stores that use it
+
             try:
                 revisions = migrations.upgrade_locked(backend, target, on_login_refused=repair)
             except StorekeeperError as err:
@@ -273,6 +286,8 @@ def plan(platform: Platform, target: Target, *, refresh: bool, force_first_time:
         action, first = "would run initializer" if target.initializer else "up to date", force_first_time
     revisions: list[str] | None = None
     if target.migrations:
+        from storekeeper.stores import migrations  # Alembic, imported only for stores that use it
+
         try:
             status = migrations.status_locked(backend, target, exists=decision == KEEP)
         except OperationalError as err:  # the role's login refused (a sync repairs it), or the server went away

@@ -45,7 +45,6 @@ from storekeeper.platform.models import DATABASE, Service
 from storekeeper.retry import retry
 from storekeeper.services import service_spec, service_specs
 from storekeeper.stores import initializers, records
-from storekeeper.stores import migrations as schema
 from storekeeper.stores.initializers import initialize_unrecorded
 from storekeeper.stores.model import SyncResult, Target
 from storekeeper.testing.names import COPY_REGEX, TEMPLATE_REGEX, copy_name, discard_name, spare_name, template_name
@@ -103,6 +102,8 @@ def code_hash(initializer: str, spatial: bool, migrations: str = "") -> str:
     h = hashlib.blake2b(digest_size=10)
     h.update(f"{__version__}|{initializer}|{spatial}".encode())
     if migrations:
+        from storekeeper.stores import migrations as schema  # Alembic: only for stores that use it
+
         folder = schema.resolve_location(migrations, app="", store="")
         h.update(f"|{migrations}|{','.join(schema.heads_of(folder))}".encode())
         for f in sorted(folder.rglob("*.py")):
@@ -241,6 +242,8 @@ def ensure_template(backend: PostgresBackend, target: Target, *, rebuild: bool =
             backend.create_database(conn, template, what=what, owner=target.owner, role=target.role)
         try:
             if target.migrations:  # built at head, then initialized
+                from storekeeper.stores import migrations as schema  # Alembic: only for stores that use it
+
                 schema.upgrade_locked(backend, target.at(template))
             if target.initializer:
                 _initialize(backend, target.at(template), True)
@@ -307,6 +310,8 @@ def provision_copy(
                         conn, target.database, what=target.what, owner=target.owner, role=target.role
                     )
                 if target.migrations:
+                    from storekeeper.stores import migrations as schema  # Alembic: only for stores that use it
+
                     schema.upgrade_locked(backend, target)
                 if target.initializer:
                     _initialize(backend, target, True)
