@@ -262,3 +262,36 @@ def test_two_processes_syncing_at_once_run_the_first_time_initializer_once(sk_ho
     first_times = sorted(json.loads(stdout)["results"][0]["first_time"] for stdout, _ in outputs)
     assert first_times == [False, True]
     assert sorted(_query(pg, "flaky_app_db", "SELECT first_time FROM runs")) == [(False,), (True,)]
+
+
+def test_a_sync_imports_no_other_app_no_web_stack_and_no_alembic_for_stores_without_migrations(
+    my_first_app, sk_home
+) -> None:
+    """What a command imports is most of its time: a sync of one app loads that app and what it needs, no more."""
+    import os
+    import subprocess
+    import sys
+
+    # (my_first_app's own model imports GeoAlchemy2: that is the app's choice, not storekeeper's.)
+    heavy = (
+        "alembic",
+        "mako",
+        "fastapi",
+        "jinja2",
+        "storekeeper.stores.backups",
+        "links",
+        "stream_gages",
+        "tethys_sdk",
+    )
+    code = (
+        "import sys\n"
+        "sys.argv = ['storekeeper', 'syncstores', 'my_first_app', '--database', 'example_db']\n"
+        "from storekeeper.cli.main import run\n"
+        "try:\n    run()\nexcept SystemExit as e:\n    code = e.code\n"
+        f"print('LOADED=' + ','.join(m for m in {heavy!r} if m in sys.modules))\n"
+        "sys.exit(code)\n"
+    )
+    env = {**os.environ, "STOREKEEPER_HOME": str(sk_home)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "LOADED=\n" in result.stdout + "\n", result.stdout
