@@ -85,7 +85,22 @@ def test_dropping_a_dynamic_store_after_confirming(admin_web, my_first_app, plat
     assert "/admin/apps/my_first_app/stores/scratch/drop" in page
     admin_web.get("/admin/apps/my_first_app/stores/scratch/drop")
     response = admin_web.post("/admin/apps/my_first_app/stores/scratch/drop")
-    assert 'Store "scratch" dropped' in text(admin_web.follow(response))
+    message = text(admin_web.follow(response))
+    assert 'Store "scratch" dropped' in message
+    assert "Its data was saved in" in message  # a backup first, by default
+    assert not stores.store_exists(platform, "my_first_app", "scratch")
+
+
+def test_an_admin_may_drop_a_store_without_a_backup(admin_web, my_first_app, platform, sk_home):
+    stores.create_store(platform, "my_first_app", "scratch", "primary")
+    page = admin_web.get("/admin/apps/my_first_app/stores/scratch/drop").text
+    assert 'name="skip_backup"' in page and "backups/" in page
+    backups_dir = sk_home / "backups"
+    before = sorted(backups_dir.rglob("*")) if backups_dir.exists() else []
+    response = admin_web.post("/admin/apps/my_first_app/stores/scratch/drop", {"skip_backup": "1"})
+    message = text(admin_web.follow(response))
+    assert 'Store "scratch" dropped' in message and "saved in" not in message
+    assert (sorted(backups_dir.rglob("*")) if backups_dir.exists() else []) == before
     assert not stores.store_exists(platform, "my_first_app", "scratch")
 
 

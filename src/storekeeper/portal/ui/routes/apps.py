@@ -140,12 +140,17 @@ def confirm_drop(package: str, name: str, request: Request, platform: PlatformDe
 
 
 @router.post("/stores/{name}/drop")
-def drop_store(package: str, name: str, request: Request, platform: PlatformDep, _: AdminForm) -> Response:
-    """Drop a store's database and its data (exported into the home's backups/ first); a dynamic store is forgotten."""
+def drop_store(package: str, name: str, request: Request, platform: PlatformDep, form: AdminForm) -> Response:
+    """Drop a store's database and its data (exported into the home's backups/ first, unless the admin
+    ticked "without a backup"); a dynamic store is forgotten."""
     from storekeeper.stores import backups
 
     try:
-        saved = backups.backup_before(platform, package, [name], backups.default_dir(platform))
+        saved = (
+            []
+            if form.get("skip_backup")
+            else backups.backup_before(platform, package, [name], backups.default_dir(platform))
+        )
         stores.drop_store(platform, package, name)
     except StorekeeperError as err:
         return _app_page(request, platform, package, status=err.status, error=err)
