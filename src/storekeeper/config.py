@@ -94,6 +94,13 @@ class _Keys(BaseSettings):
         ge=1,
         description="Largest request body the portal reads, in bytes; a larger one is refused with 413.",
     )
+    portal_token_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="How long a portal worker trusts an API token it has checked, in seconds (0: check every "
+        "request). A token revoked or a user disabled in another process is refused within this time.",
+    )
     engines_revalidate_seconds: float = Field(
         30.0,
         description="How long a process trusts a cached engine before checking the platform database "
@@ -216,6 +223,7 @@ class Config:
     #: Proxies whose forwarding headers are believed (comma-separated; empty: none). See :func:`forwarded_allow_ips`.
     portal_forwarded_allow_ips: str = ""
     portal_max_body_bytes: int = 1024 * 1024
+    portal_token_cache_seconds: float = 5.0
     backups_keep: int = 5
     backups_max_upload_bytes: int = 2 * 1024**3
 
@@ -424,6 +432,7 @@ def load_config(home: str | os.PathLike[str] | None = None, **overrides: Any) ->
         secret_key_previous=keys.secret_key_previous or None,
         portal_forwarded_allow_ips=keys.portal_forwarded_allow_ips,
         portal_max_body_bytes=keys.portal_max_body_bytes,
+        portal_token_cache_seconds=keys.portal_token_cache_seconds,
     )
 
 

@@ -57,6 +57,26 @@ def _check_new(username: str, role: str) -> None:
         raise UserError.unknown_role(role, ROLES)
 
 
+#: Bumped each time this process changes who may do what (a user's role, active flag or
+#: password, a revoked API token); caches of signed-in users drop what they kept before.
+_credentials_generation = 0
+
+
+def credentials_generation() -> int:
+    """Return how many times this process has changed users' or tokens' rights (see :func:`credentials_changed`)."""
+    return _credentials_generation
+
+
+def credentials_changed() -> None:
+    """Record that a user's rights or a token changed, once the change is committed.
+
+    The portal's token cache (:class:`storekeeper.portal.auth.TokenCache`) then refuses
+    every entry it kept before, so the change takes effect at once in this process.
+    """
+    global _credentials_generation
+    _credentials_generation += 1
+
+
 def end_sessions(session: Session, user: User) -> None:
     """Delete every web admin session of ``user``: a replayed cookie of theirs is refused from now on."""
     session.execute(delete(PortalSession).where(PortalSession.user_id == user.id))
@@ -84,7 +104,8 @@ def upsert_user(platform: Platform, username: str, password: str, *, role: str =
         user.role = role
         user.active = True
         audit.record(session, "user.create" if created else "user.update", username, detail=f"role {role}")
-        return UserInfo(username, role, True), created
+    credentials_changed()
+    return UserInfo(username, role, True), created
 
 
 def verify_user(platform: Platform, username: str, password: str) -> UserInfo | None:
@@ -169,4 +190,6 @@ def update_user(
         if password is not None or active is False:
             end_sessions(session, user)
         audit.record(session, "user.update", username, detail=", ".join(changed) or "no changes")
-        return UserInfo(user.username, user.role, user.active)
+        info = UserInfo(user.username, user.role, user.active)
+    credentials_changed()
+    return info

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI, Request, Response
+from sqlalchemy import update
 
 from storekeeper import users
-from storekeeper.platform.models import SignInThrottle, utcnow
+from storekeeper.config import load_config
+from storekeeper.platform.models import ApiToken, SignInThrottle, utcnow
 from storekeeper.portal import auth
+from storekeeper.portal.app import create_app
 from tests.portal.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, TestClient, problem
 
 #: Endpoints anyone may call.
@@ -217,6 +221,71 @@ def test_an_admin_lists_and_revokes_everyones_tokens(admin, viewer_token, platfo
 def test_a_disabled_users_token_stops_working(admin, anon, viewer_token):
     assert admin.patch("/api/v1/users/viewer", json={"active": False}).status_code == 200
     problem(anon.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {viewer_token}"}), 401)
+
+
+def _revoke_behind_the_portals_back(platform, token_id: int) -> None:
+    """Revoke a token the way another process does: in the platform database, not through this process."""
+    with platform.session() as session:
+        session.execute(update(ApiToken).where(ApiToken.id == token_id).values(revoked=True))
+
+
+def test_a_token_revoked_by_another_process_is_refused_within_the_cache_time(sk_home, platform, monkeypatch):
+    monkeypatch.setenv("STOREKEEPER_PORTAL_TOKEN_CACHE_SECONDS", "3")
+    users.upsert_user(platform, "erin", "erin-password", role="admin")
+    info, token = auth.create_token(platform, "erin", "x")
+    with TestClient(create_app(load_config()), headers={"Authorization": f"Bearer {token}"}) as client:
+        assert client.get("/api/v1/auth/me").status_code == 200
+        _revoke_behind_the_portals_back(platform, info.id)
+        # This worker checked the token a moment ago: it trusts that answer for the cache time ...
+        assert client.get("/api/v1/auth/me").status_code == 200
+        deadline = time.monotonic() + 3 + 2.0
+        while client.get("/api/v1/auth/me").status_code == 200:
+            assert time.monotonic() < deadline, "a revoked token still worked after portal.token_cache_seconds"
+            time.sleep(0.1)
+        # ... and no longer.
+        problem(client.get("/api/v1/auth/me"), 401)
+
+
+def test_with_no_token_cache_a_revocation_elsewhere_counts_at_once(sk_home, platform, monkeypatch):
+    monkeypatch.setenv("STOREKEEPER_PORTAL_TOKEN_CACHE_SECONDS", "0")
+    users.upsert_user(platform, "erin", "erin-password", role="admin")
+    info, token = auth.create_token(platform, "erin", "x")
+    with TestClient(create_app(load_config()), headers={"Authorization": f"Bearer {token}"}) as client:
+        assert client.get("/api/v1/auth/me").status_code == 200
+        _revoke_behind_the_portals_back(platform, info.id)
+        problem(client.get("/api/v1/auth/me"), 401)
+
+
+def test_changes_made_in_this_process_count_at_once_despite_the_cache(sk_home, platform, monkeypatch):
+    monkeypatch.setenv("STOREKEEPER_PORTAL_TOKEN_CACHE_SECONDS", "300")
+    users.upsert_user(platform, "root", "root-password", role="admin")
+    users.upsert_user(platform, "erin", "erin-password", role="admin")
+    _, root = auth.create_token(platform, "root", "x")
+    _, erin = auth.create_token(platform, "erin", "x")
+    as_root = {"Authorization": f"Bearer {root}"}
+    as_erin = {"Authorization": f"Bearer {erin}"}
+    with TestClient(create_app(load_config())) as client:
+        assert client.get("/api/v1/users", headers=as_erin).status_code == 200  # cached as an admin
+        assert client.patch("/api/v1/users/erin", json={"role": "viewer"}, headers=as_root).status_code == 200
+        problem(client.get("/api/v1/users", headers=as_erin), 403)  # demoted: no longer an admin
+        assert client.patch("/api/v1/users/erin", json={"active": False}, headers=as_root).status_code == 200
+        problem(client.get("/api/v1/auth/me", headers=as_erin), 401)
+
+
+def test_the_token_cache_keeps_hashes_not_tokens_and_stays_bounded():
+    cache = auth.TokenCache(60)
+    principal = auth.Principal("erin", "admin", "token", 1)
+    token = "skt_" + "a" * 43
+    cache.put(token, principal)
+    assert cache.get(token) == principal
+    assert cache.get(token + "b") is None
+    assert token not in repr(cache._entries)
+    for i in range(auth.TokenCache.MAX_ENTRIES + 5):
+        cache.put(f"skt_{i}", principal)
+    assert len(cache._entries) <= auth.TokenCache.MAX_ENTRIES
+    users.credentials_changed()
+    assert cache.get(f"skt_{auth.TokenCache.MAX_ENTRIES}") is None  # a change of rights empties it
+    assert auth.TokenCache(0).get(token) is None
 
 
 # -- sessions and CSRF (the web admin's building blocks) ---------------------------------------

@@ -128,9 +128,11 @@ def create_app(config: Config | None = None) -> FastAPI:
     install_outage_handler(app)
     app.add_middleware(_SecurityHeaders)
     install_limits(app, portal.config)
+    # Apps' endpoints first: FastAPI tries routes in order, and an app's request should not
+    # be matched against every REST API and web admin route before its own (no path overlaps).
+    mount_app_endpoints(app, portal)
     app.include_router(health.router)
     app.include_router(api_router)
     install_ui(app)
-    mount_app_endpoints(app, portal)
     install_docs(app)
     return app

@@ -39,6 +39,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -183,7 +184,9 @@ def revoke_token(platform: Platform, token_id: int, *, owner: str | None = None)
         if not row.revoked:
             row.revoked = True
             audit.record(session, "token.revoke", username, detail=f"token {row.id} ({row.name})")
-        return _token_info(row, username)
+        info = _token_info(row, username)
+    users.credentials_changed()  # this process's token cache forgets it now; other processes within its TTL
+    return info
 
 
 def authenticate_token(platform: Platform, token: str) -> Principal | None:
@@ -218,6 +221,62 @@ def authenticate_token(platform: Platform, token: str) -> Principal | None:
             conn.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
             conn.commit()
     return Principal(username, role, "token", token_id)
+
+
+class TokenCache:
+    """Bearer tokens this process has checked recently, so a signed-in API request costs no platform query.
+
+    Keyed by the token's SHA-256 (the token itself is not kept), each entry lives
+    ``seconds`` (``portal.token_cache_seconds``; 0 turns the cache off). Only
+    tokens that were valid are kept: an unknown token is looked up every time.
+
+    What a change of rights costs: a token revoked, or a user disabled, demoted
+    or given a new password, **in this process** is refused from the next request
+    on (the change bumps :func:`storekeeper.users.credentials_generation`, and
+    older entries are ignored); **in another process** (another worker of
+    ``storekeeper start --workers N``, or the CLI) within ``seconds``.
+
+    Example::
+
+        cache = TokenCache(5.0)
+        principal = cache.get(token) or authenticate_token(platform, token)
+        if principal is not None:
+            cache.put(token, principal)
+    """
+
+    #: Entries kept at most; past it the cache starts again empty (valid tokens only, so rarely).
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: dict[str, tuple[float, int, Principal]] = {}
+
+    def get(self, token: str) -> Principal | None:
+        """Return who ``token`` belonged to when last checked, if that was less than ``seconds`` ago."""
+        if self.seconds <= 0:
+            return None
+        found = self._entries.get(hash_token(token))
+        if found is None:
+            return None
+        deadline, generation, principal = found
+        if deadline < time.monotonic() or generation != users.credentials_generation():
+            return None
+        return principal
+
+    def put(self, token: str, principal: Principal) -> None:
+        """Remember that ``token`` is ``principal``'s (call it only after a successful check)."""
+        if self.seconds <= 0:
+            return
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[hash_token(token)] = (
+            time.monotonic() + self.seconds,
+            users.credentials_generation(),
+            principal,
+        )
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 def _aware(moment: datetime) -> datetime:

@@ -56,6 +56,7 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
             raise PortalError.unauthenticated(
                 "The API token is not valid: it is unknown, revoked, or its user is disabled."
             )
+        get_portal(request).tokens.put(credentials.credentials, principal)
         return principal
     principal = auth.session_principal(request, platform)
     if principal is None:
@@ -68,8 +69,15 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
 async def current_user(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 ) -> AsyncIterator[auth.Principal]:
-    """Return the signed-in user (401 otherwise) and attribute the request's audit events to them."""
-    principal = await run_in_threadpool(authenticate, request, credentials)
+    """Return the signed-in user (401 otherwise) and attribute the request's audit events to them.
+
+    A bearer token checked in the last ``portal.token_cache_seconds`` is answered on the
+    event loop from the process's cache; anything else is checked on the platform database
+    in a worker thread.
+    """
+    principal = get_portal(request).tokens.get(credentials.credentials) if credentials is not None else None
+    if principal is None:
+        principal = await run_in_threadpool(authenticate, request, credentials)
     # Entered here, in the request's own task, so the endpoint (run in a worker thread
     # with a copy of this context) and anything it calls see the actor.
     with audit.acting_as(principal.actor):

@@ -8,6 +8,7 @@ from typing import Any
 
 from storekeeper.config import Config
 from storekeeper.platform import Platform, open_platform
+from storekeeper.portal.auth import TokenCache
 
 #: How long the portal reuses a doctor report (the home page and /healthz for admins show it).
 DOCTOR_SECONDS = 30.0
@@ -27,6 +28,8 @@ class PortalState:
         self._lock = threading.Lock()
         #: Small per-process caches with expiry: key -> (deadline, value).
         self._cache: dict[str, tuple[float, Any]] = {}
+        #: Bearer tokens checked recently (``portal.token_cache_seconds``).
+        self.tokens = TokenCache(config.portal_token_cache_seconds)
 
     def platform(self) -> Platform:
         """Return the platform, opening it (and checking its schema) on first use."""
