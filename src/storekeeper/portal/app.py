@@ -36,7 +36,7 @@ from storekeeper.portal.api.main import api_router
 from storekeeper.portal.api.routes import health
 from storekeeper.portal.docs import install_docs
 from storekeeper.portal.limits import install_limits
-from storekeeper.portal.mounts import URL_PREFIX, install_outage_handler, mount_app_endpoints
+from storekeeper.portal.mounts import URL_PREFIX, install_outage_handler, mount_app_endpoints, warm_gates
 from storekeeper.portal.problems import install_handlers
 from storekeeper.portal.state import PortalState
 from storekeeper.portal.ui import install_ui
@@ -105,6 +105,7 @@ def create_app(config: Config | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_recover, portal)
+        await run_in_threadpool(warm_gates, app.state.app_gates)
         # Everything loaded so far lives as long as the worker: move it out of the
         # collector's reach, so full collections stop pausing requests for ~100 ms.
         gc.collect()

@@ -204,10 +204,28 @@ def resolve_router(package: str, declared: object) -> Any:
         return None
 
 
+def warm_gates(gates: list[ReadinessGate]) -> None:
+    """Ask each mounted app's readiness once, so a worker's first requests find the answer cached.
+
+    Run when a worker starts (in a worker thread); an app that is not ready is left to
+    answer its requests with the 503 that says why.
+    """
+    for gate in gates:
+        try:
+            gate.check()
+        except Exception as err:  # never a reason not to start: the app's requests will say what is wrong
+            log.debug('App "%s" is not ready at start: %s', gate.package, err)
+
+
 def mount_app_endpoints(app: FastAPI, portal: PortalState) -> list[str]:
-    """Serve each installed app's ``router`` at /apps/<package>/; return the packages mounted."""
+    """Serve each installed app's ``router`` at /apps/<package>/; return the packages mounted.
+
+    The apps' readiness gates are kept in ``app.state.app_gates`` (see :func:`warm_gates`).
+    """
     installed, _ = discovery.installed_apps()
     mounted = []
+    gates: list[ReadinessGate] = []
+    app.state.app_gates = gates
     for package, app_cls in sorted(installed.items()):
         endpoint: Any = resolve_router(package, getattr(app_cls, "router", None))
         if endpoint is None:
@@ -224,4 +242,5 @@ def mount_app_endpoints(app: FastAPI, portal: PortalState) -> list[str]:
             log.warning('App "%s": router is neither a FastAPI APIRouter nor an ASGI app; not mounted.', package)
             continue
         mounted.append(package)
+        gates.append(gate)
     return mounted
