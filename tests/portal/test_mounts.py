@@ -55,6 +55,20 @@ class StringRouterApp(RouterApp):
     router = "tests.portal.test_mounts:router"
 
 
+greedy = APIRouter()
+
+
+@greedy.api_route("/{rest:path}", methods=["GET", "POST"])
+def catch_all(rest: str) -> dict[str, str]:
+    return {"caught": rest}
+
+
+class GreedyApp(RouterApp):
+    """An app whose router catches every path under its prefix."""
+
+    router = greedy
+
+
 class MissingRouterApp(RouterApp):
     """An app whose router string names a module that does not exist."""
 
@@ -99,6 +113,23 @@ def test_an_apps_router_is_served_once_its_stores_are_ready(installed, platform,
         assert response.status_code == 200, response.text
         assert response.json() == {"hello": "world", "store": "my_first_app_example_db"}
         assert f"/apps/{APP}/hello" in client.get("/openapi.json").json()["paths"]
+
+
+def test_apps_routes_are_tried_first_but_never_shadow_the_portals(installed, platform, service, admin_token):
+    """App routes come first (so an app request is not matched against every portal route),
+    yet even a catch-all route only ever sees paths under its own /apps/<package>/."""
+    with installed(GreedyApp) as client:
+        for setting in ("example_db", "primary"):
+            apps.assign_service(platform, APP, setting, service)
+        stores.sync_stores(platform, [APP])
+        assert client.get(f"/apps/{APP}/any/thing").json() == {"caught": "any/thing"}
+        assert client.get("/healthz").json()["status"] == "ok"
+        me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {admin_token}"})
+        assert me.status_code == 200 and me.json()["username"] == "admin"
+        problem(client.get("/api/v1/auth/me"), 401)
+        assert client.get("/admin/", follow_redirects=False).status_code in (200, 303)
+        # ... and an app's route still gets the portal's headers.
+        assert client.get(f"/apps/{APP}/x").headers["x-content-type-options"] == "nosniff"
 
 
 def test_a_plain_asgi_app_is_mounted_and_gated_too(installed, platform, service):
