@@ -34,7 +34,10 @@ PortOpt = Annotated[
 WorkersOpt = Annotated[
     int, typer.Option("--workers", "-w", metavar="N", help="Worker processes (each builds its own app).", min=1)
 ]
-LogLevelOpt = Annotated[str, typer.Option("--log-level", help="uvicorn log level.")]
+LogLevelOpt = Annotated[
+    str,
+    typer.Option("--log-level", help="Server log level: critical, error, warning, info, debug (uvicorn: trace too)."),
+]
 ServerOpt = Annotated[
     ServerName | None,
     typer.Option(
