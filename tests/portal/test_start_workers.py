@@ -318,3 +318,13 @@ def test_granian_serves_the_portal_and_stops_on_sigterm(start):
     finally:
         portal.close()
     assert "with granian (2 worker(s))" in portal.output()
+
+
+@pytest.mark.slow
+def test_workers_that_cannot_start_stop_the_supervisor(closed_port):
+    from storekeeper.portal.serving import Supervisor, WorkerSpec
+
+    spec = WorkerSpec(app="storekeeper.no_such_module:create_app", host="127.0.0.1", port=closed_port)
+    started = time.monotonic()
+    assert Supervisor(spec, workers=2).run() == 1
+    assert time.monotonic() - started < 60

@@ -16,8 +16,9 @@ The master (:class:`Supervisor`) only starts and watches the workers:
   every worker has stopped;
 * a worker that dies on its own is replaced, with a warning naming its pid and exit code,
   at most once a second per worker slot (less often while it keeps dying young);
-* a first worker that fails to start (uvicorn's exit code 3: the app's startup failed,
-  or the port could not be bound) stops the lot, as ``uvicorn.run`` does.
+* a worker's first start that fails (exit code 3, uvicorn's for a failed app startup, also
+  used here when the port cannot be bound; or 1, as when the app cannot be imported)
+  stops the lot, and :meth:`Supervisor.run` returns 1: restarting would fail the same way.
 
 A worker whose master disappears (killed with SIGKILL) shuts itself down within a second or
 so, so no orphan keeps serving the port. Where the platform has no ``SO_REUSEPORT``
@@ -251,7 +252,7 @@ class Supervisor:
             if process is not None and not process.is_alive():
                 process.join()
                 code = process.exitcode
-                if code == STARTUP_FAILURE and slot.starts == 1:
+                if code in (1, STARTUP_FAILURE) and slot.starts == 1:  # it would fail again: app, port
                     logger.error("Worker [%s] failed to start (exit code %s); stopping the portal.", process.pid, code)
                     self._exit_code = 1
                     self._stop("A worker failed to start")
