@@ -17,8 +17,8 @@ The master (:class:`Supervisor`) only starts and watches the workers:
 * a worker that dies on its own is replaced, with a warning naming its pid and exit code,
   at most once a second per worker slot (less often while it keeps dying young);
 * a worker's first start that fails (exit code 3, uvicorn's for a failed app startup, also
-  used here when the port cannot be bound; or 1, as when the app cannot be imported)
-  stops the lot, and :meth:`Supervisor.run` returns 1: restarting would fail the same way.
+  used here when the port cannot be bound; or 1 within seconds, as when the app cannot be
+  imported) stops the lot, and :meth:`Supervisor.run` returns 1: restarting would fail the same way.
 
 A worker whose master disappears (killed with SIGKILL) shuts itself down within a second or
 so, so no orphan keeps serving the port. Where the platform has no ``SO_REUSEPORT``
@@ -252,12 +252,13 @@ class Supervisor:
             if process is not None and not process.is_alive():
                 process.join()
                 code = process.exitcode
-                if code in (1, STARTUP_FAILURE) and slot.starts == 1:  # it would fail again: app, port
+                young = now - slot.started_at < YOUNG
+                if slot.starts == 1 and (code == STARTUP_FAILURE or (code == 1 and young)):  # would fail again
                     logger.error("Worker [%s] failed to start (exit code %s); stopping the portal.", process.pid, code)
                     self._exit_code = 1
                     self._stop("A worker failed to start")
                     return
-                if now - slot.started_at < YOUNG:  # dying young again and again: wait longer each time
+                if young:  # dying young again and again: wait longer each time
                     wait_for, slot.delay = slot.delay, min(slot.delay * 2, MAX_RESTART_DELAY)
                 else:
                     wait_for, slot.delay = 0.0, RESTART_INTERVAL
