@@ -1,7 +1,7 @@
 # Two entry points: `make run` (set everything up and serve the portal) and `make test`.
 # Each creates its own virtual environment, so both work on a fresh clone:
 #   .venv       storekeeper (with the embedded PostgreSQL fallback) and the example apps
-#   .venv-test  the same plus the test tools, the sample apps of tests/apps, and the Tethys
+#   .venv-test  the same plus the test tools, Granian (storekeeper start --server granian), the sample apps of tests/apps, and the Tethys
 #               compatibility package (compat/tethys) with the Tethys-layout sample apps of tests/tethys_apps
 PYTHON   ?= python3
 VENV     ?= .venv
@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml $(EXAMPLE_PROJECTS)
 $(TEST_VENV)/.installed: pyproject.toml tests/apps/pyproject.toml $(EXAMPLE_PROJECTS) $(TETHYS_PROJECTS)
 	$(PYTHON) -m venv $(TEST_VENV)
 	$(TEST_BIN)/python -m pip install -q --upgrade pip
-	$(TEST_BIN)/python -m pip install -q -e '.[test,local]' -e tests/apps $(addprefix -e ,$(EXAMPLES)) \
+	$(TEST_BIN)/python -m pip install -q -e '.[test,local,granian]' -e tests/apps $(addprefix -e ,$(EXAMPLES)) \
 		-e $(TETHYS_COMPAT) $(addprefix -e ,$(TETHYS_APPS))
 	touch $@
 

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from cryptography.fernet import Fernet, MultiFernet
@@ -83,6 +83,11 @@ class _Keys(BaseSettings):
     )
     portal_host: str = Field("127.0.0.1", description="Address the portal listens on.")
     portal_port: int = Field(8000, ge=1, le=65535, description="Port the portal listens on.")
+    portal_server: Literal["uvicorn", "granian"] = Field(
+        "uvicorn",
+        description="HTTP server storekeeper start runs: uvicorn, or granian (needs pip install 'storekeeper[granian]'); "
+        "--server overrides it.",
+    )
     portal_forwarded_allow_ips: str = Field(
         "",
         description="Proxies whose X-Forwarded-For and X-Forwarded-Proto headers the portal believes: "
@@ -224,6 +229,8 @@ class Config:
     portal_forwarded_allow_ips: str = ""
     portal_max_body_bytes: int = 1024 * 1024
     portal_token_cache_seconds: float = 5.0
+    #: The HTTP server ``storekeeper start`` runs: ``uvicorn`` or ``granian``.
+    portal_server: str = "uvicorn"
     backups_keep: int = 5
     backups_max_upload_bytes: int = 2 * 1024**3
 
@@ -433,6 +440,7 @@ def load_config(home: str | os.PathLike[str] | None = None, **overrides: Any) ->
         portal_forwarded_allow_ips=keys.portal_forwarded_allow_ips,
         portal_max_body_bytes=keys.portal_max_body_bytes,
         portal_token_cache_seconds=keys.portal_token_cache_seconds,
+        portal_server=keys.portal_server,
     )
 
 

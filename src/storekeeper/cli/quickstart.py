@@ -9,7 +9,15 @@ import typer
 
 from storekeeper.cli import render
 from storekeeper.cli.common import JsonOpt
-from storekeeper.cli.portal import HostOpt, LogLevelOpt, PortOpt, WorkersOpt, check_port_free, serve
+from storekeeper.cli.portal import (
+    HostOpt,
+    LogLevelOpt,
+    PortOpt,
+    WorkersOpt,
+    check_port_free,
+    require_granian,
+    serve,
+)
 
 
 def quickstart(
@@ -59,6 +67,8 @@ def quickstart(
     host, port = host or config.portal_host, port or config.portal_port
     if not no_serve:
         check_port_free(host, port)  # before changing anything
+        if config.portal_server == "granian":
+            require_granian()
 
     marks = {
         "done": "[green]✓[/green]",
@@ -113,4 +123,4 @@ def quickstart(
     if not outcome.ok and no_serve:
         raise typer.Exit(1)
     if not no_serve:
-        serve(host, port, workers, log_level)
+        serve(host, port, workers, log_level, server=config.portal_server)
