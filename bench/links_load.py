@@ -773,7 +773,8 @@ def run(args: argparse.Namespace, wrk: str, tmp: Path, pg: Any, servers: list[Se
             [
                 str(BIN / "storekeeper"),
                 "start",
-                *(["--server", args.server] if args.server != "uvicorn" else []),
+                "--server",
+                args.server,
                 "--workers",
                 str(workers),
                 "--host",

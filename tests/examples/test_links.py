@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 import warnings
 from collections.abc import Iterator
 from datetime import datetime
@@ -226,3 +227,24 @@ def test_link_ids_outside_the_id_columns_range_are_a_404_not_a_500(links_synced,
         problem(portal.get(f"{LINKS}/{link_id}"), 404, "There is no link")
     for cursor in ("9223372036854775808", "-5", "abc"):
         problem(portal.get(LINKS, params={"cursor": cursor}), 400, "cursor")
+
+
+def test_a_lock_on_the_table_costs_a_request_at_most_the_statement_timeout(  # type: ignore[no-untyped-def]
+    links_synced, portal, pg_admin_url
+) -> None:
+    """The endpoints run on the event loop (no thread hop), so a statement may not wait long: a table
+    locked by someone else (a migration, a maintenance job) gets a 503 with Retry-After after the
+    app's statement_timeout, not a request (and a worker) held up for as long as the lock lasts."""
+    from links.routes import STATEMENT_TIMEOUT_MS
+
+    assert portal.get(LINKS).status_code == 200
+    with psycopg.connect(**{**_admin_params(pg_admin_url), "dbname": STORE_DB}) as locker:  # type: ignore[arg-type]
+        locker.execute("LOCK TABLE links IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        response = portal.get(LINKS)
+        waited = time.monotonic() - started
+        problem(response, 503, "links")
+        assert response.headers["retry-after"]
+        assert STATEMENT_TIMEOUT_MS / 1000 * 0.9 <= waited < STATEMENT_TIMEOUT_MS / 1000 + 4, waited
+        locker.rollback()
+    assert portal.get(LINKS).status_code == 200

@@ -288,6 +288,26 @@ def test_the_token_cache_keeps_hashes_not_tokens_and_stays_bounded():
     assert auth.TokenCache(0).get(token) is None
 
 
+def test_an_expired_token_is_checked_again_once_not_once_per_request_in_flight(monkeypatch):
+    cache = auth.TokenCache(5)
+    principal = auth.Principal("erin", "admin", "token", 1)
+    token = "skt_" + "b" * 43
+    cache.put(token, principal)
+    now = time.monotonic()
+    monkeypatch.setattr(auth.time, "monotonic", lambda: now + 6)  # the entry has run out
+    assert cache.get(token) is None
+    assert cache.claim(token) is None  # the first request checks it again ...
+    assert cache.claim(token) == principal  # ... the others meanwhile use the last answer
+    cache.release(token, None)  # the check refused it (revoked): nobody uses it any more
+    assert cache.get(token) is None
+    assert cache.claim(token) is None
+    cache.release(token, principal)
+    assert cache.get(token) == principal
+    users.credentials_changed()  # a change made in this process: not even while a check runs
+    assert cache.claim(token) is None
+    assert cache.claim(token) is None
+
+
 # -- sessions and CSRF (the web admin's building blocks) ---------------------------------------
 
 

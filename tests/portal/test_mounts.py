@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from fastapi import APIRouter
@@ -130,6 +131,25 @@ def test_apps_routes_are_tried_first_but_never_shadow_the_portals(installed, pla
         assert client.get("/admin/", follow_redirects=False).status_code in (200, 303)
         # ... and an app's route still gets the portal's headers.
         assert client.get(f"/apps/{APP}/x").headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_ready_app_that_stops_being_ready_answers_503_after_one_revalidation(
+    installed, platform, service, monkeypatch
+):
+    """The good answer is trusted for engines.revalidate_seconds; then one check runs while requests
+    are still served, and the app answers 503 as soon as that check has found it not ready."""
+    monkeypatch.setenv("STOREKEEPER_ENGINES_REVALIDATE_SECONDS", "0.5")
+    with installed(RouterApp) as client:
+        for setting in ("example_db", "primary"):
+            apps.assign_service(platform, APP, setting, service)
+        stores.sync_stores(platform, [APP])
+        assert client.get(f"/apps/{APP}/hello").status_code == 200
+        apps.reset_setting(platform, APP, "primary")  # a required setting loses its service
+        deadline = time.monotonic() + 0.5 + 5
+        while (response := client.get(f"/apps/{APP}/hello")).status_code == 200:
+            assert time.monotonic() < deadline, "still served long after the revalidation time"
+            time.sleep(0.05)
+        problem(response, 503, "primary", f"app-settings set {APP}")
 
 
 def test_a_plain_asgi_app_is_mounted_and_gated_too(installed, platform, service):

@@ -250,6 +250,8 @@ class TokenCache:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._entries: dict[str, tuple[float, int, Principal]] = {}
+        #: Hashes of tokens being checked again right now (see :meth:`claim`).
+        self._checking: set[str] = set()
 
     def get(self, token: str) -> Principal | None:
         """Return who ``token`` belonged to when last checked, if that was less than ``seconds`` ago."""
@@ -274,6 +276,33 @@ class TokenCache:
             users.credentials_generation(),
             principal,
         )
+
+    def claim(self, token: str) -> Principal | None:
+        """Called on a miss: return the expired answer if another request is checking ``token`` again.
+
+        Otherwise this caller checks it (and must call :meth:`release` after): one check per
+        token at a time, instead of one per request in flight when the entry ran out. The
+        expired answer is used only while that one check runs, and never after a change of
+        rights in this process.
+        """
+        if self.seconds <= 0:
+            return None
+        digest = hash_token(token)
+        if digest in self._checking:
+            found = self._entries.get(digest)
+            if found is not None and found[1] == users.credentials_generation():
+                return found[2]
+        self._checking.add(digest)
+        return None
+
+    def release(self, token: str, principal: Principal | None) -> None:
+        """End this caller's check of ``token``: remember ``principal``, or forget the token when refused."""
+        digest = hash_token(token)
+        self._checking.discard(digest)
+        if principal is None:
+            self._entries.pop(digest, None)
+        else:
+            self.put(token, principal)
 
     def clear(self) -> None:
         self._entries.clear()

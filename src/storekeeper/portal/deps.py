@@ -56,7 +56,6 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
             raise PortalError.unauthenticated(
                 "The API token is not valid: it is unknown, revoked, or its user is disabled."
             )
-        get_portal(request).tokens.put(credentials.credentials, principal)
         return principal
     principal = auth.session_principal(request, platform)
     if principal is None:
@@ -73,11 +72,20 @@ async def current_user(
 
     A bearer token checked in the last ``portal.token_cache_seconds`` is answered on the
     event loop from the process's cache; anything else is checked on the platform database
-    in a worker thread.
+    in a worker thread, one check per token at a time (:meth:`auth.TokenCache.claim`).
     """
-    principal = get_portal(request).tokens.get(credentials.credentials) if credentials is not None else None
-    if principal is None:
+    if credentials is None:
         principal = await run_in_threadpool(authenticate, request, credentials)
+    else:
+        tokens = get_portal(request).tokens
+        token = credentials.credentials
+        principal = tokens.get(token) or tokens.claim(token)
+        if principal is None:
+            checked: auth.Principal | None = None
+            try:
+                principal = checked = await run_in_threadpool(authenticate, request, credentials)
+            finally:
+                tokens.release(token, checked)
     # Entered here, in the request's own task, so the endpoint (run in a worker thread
     # with a copy of this context) and anything it calls see the actor.
     with audit.acting_as(principal.actor):

@@ -35,8 +35,10 @@ engines' cache uses), so a ready app's requests cost no platform query.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -91,27 +93,54 @@ def not_ready_error(info: AppInfo) -> AppError | None:
 
 
 class ReadinessGate:
-    """Check, with a short cache of the good answer, that an app may serve requests."""
+    """Check, with a short cache of the good answer, that an app may serve requests.
+
+    A "ready" answer is trusted for ``engines.revalidate_seconds``. When it runs
+    out, requests keep being served on it while **one** check runs in a worker
+    thread (stale-while-revalidate): without that, every request in flight at
+    that moment started its own platform query, and a worker stalled for tens of
+    milliseconds every half minute. An app found not ready answers 503 from the
+    next request on, so the bound is the revalidation time plus one check.
+    """
 
     def __init__(self, portal: PortalState, package: str) -> None:
         self.portal = portal
         self.package = package
-        self.key = f"ready:{package}"
+        self._ready_until = 0.0
+        self._was_ready = False
+        self._refresh: asyncio.Future[None] | None = None
 
     def check(self) -> None:
         """Raise the 503 error (or the platform's error) unless the app is ready."""
-        if self.portal.cached(self.key):
+        if time.monotonic() < self._ready_until:
             return
-        info = apps.get_app(self.portal.platform(), self.package)
-        err = not_ready_error(info)
+        try:
+            info = apps.get_app(self.portal.platform(), self.package)
+            err = not_ready_error(info)
+        except BaseException:
+            self._was_ready = False
+            raise
         if err is not None:
+            self._was_ready = False
             raise err
-        self.portal.remember(self.key, True, self.portal.config.engines_revalidate_seconds)
+        self._ready_until = time.monotonic() + self.portal.config.engines_revalidate_seconds
+        self._was_ready = True
 
     async def ensure_ready(self) -> None:
-        """``check`` from the event loop: once ready, the answer is cached, so no hop to a worker thread."""
-        if not self.portal.cached(self.key):
+        """``check`` from the event loop: a fresh good answer costs nothing, a stale one starts one refresh."""
+        if time.monotonic() < self._ready_until:
+            return
+        if self._was_ready:
+            if self._refresh is None or self._refresh.done():
+                self._refresh = asyncio.ensure_future(self._revalidate())
+            return
+        await run_in_threadpool(self.check)
+
+    async def _revalidate(self) -> None:
+        try:
             await run_in_threadpool(self.check)
+        except Exception as err:  # the next request finds _was_ready False and answers with the reason
+            log.info('App "%s" is no longer ready: %s', self.package, err)
 
     async def dependency(self, request: Request) -> None:
         await self.ensure_ready()
