@@ -74,6 +74,7 @@ async def current_user(
     event loop from the process's cache; anything else is checked on the platform database
     in a worker thread, one check per token at a time (:meth:`auth.TokenCache.claim`).
     """
+    principal: auth.Principal | None = None
     if credentials is None:
         principal = await run_in_threadpool(authenticate, request, credentials)
     else:
@@ -81,11 +82,10 @@ async def current_user(
         token = credentials.credentials
         principal = tokens.get(token) or tokens.claim(token)
         if principal is None:
-            checked: auth.Principal | None = None
             try:
-                principal = checked = await run_in_threadpool(authenticate, request, credentials)
+                principal = await run_in_threadpool(authenticate, request, credentials)
             finally:
-                tokens.release(token, checked)
+                tokens.release(token, principal)
     # Entered here, in the request's own task, so the endpoint (run in a worker thread
     # with a copy of this context) and anything it calls see the actor.
     with audit.acting_as(principal.actor):
