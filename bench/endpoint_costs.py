@@ -51,10 +51,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
-import platform as pyplatform
 import statistics
 import sys
 import time
@@ -64,6 +62,7 @@ from typing import Annotated, Any
 
 # At module level: FastAPI resolves the routes' annotations (Depends, Response) in this module's globals.
 import orjson
+from benchlib import emit, machine_info
 from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 from links.model import Link
@@ -452,42 +451,6 @@ async def measure(app: Any, rows: int, plan: dict[str, int]) -> dict[str, Any]:
 # -- report ----------------------------------------------------------------------------------
 
 
-def machine_info(server_version: str, server_kind: str, loadavg_at_start: float) -> dict[str, Any]:
-    cpu = pyplatform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    import fastapi
-    import orjson
-    import psycopg
-    import sqlalchemy
-    import starlette
-
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count() or 0
-    return {
-        "loadavg_1m_at_start": loadavg_at_start,
-        "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "nproc": nproc,
-        "cpu_model": cpu,
-        "os": pyplatform.platform(),
-        "python": pyplatform.python_version(),
-        "postgresql": server_version,
-        "server": server_kind,
-        "sqlalchemy": sqlalchemy.__version__,
-        "psycopg": psycopg.__version__,
-        "fastapi": fastapi.__version__,
-        "starlette": starlette.__version__,
-        "orjson": orjson.__version__,
-        "event_loop": "asyncio (default policy)",
-    }
-
-
 def print_table(result: dict[str, Any]) -> None:
     lines = [
         "",
@@ -555,7 +518,10 @@ def run(quick: bool, rows: int, rounds: int | None, requests: int | None) -> dic
         "page": PAGE,
         "baseline": BASELINE,
         "plan": plan,
-        "machine": machine_info(server_version or version, server_kind, loadavg_at_start),
+        "machine": machine_info(
+            server_version or version, server_kind, loadavg_at_start, modules=("fastapi", "starlette", "orjson")
+        )
+        | {"event_loop": "asyncio (default policy)"},
         "variants": variants,
         "all_ok": all(v["all_200"] and v["links_ok"] for v in variants.values()),
         "bench_seconds": round(time.perf_counter() - started, 1),
@@ -573,11 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows < PAGE + 1:
         parser.error(f"--rows must be at least {PAGE + 1} (one page and one more)")
     result = run(args.quick, args.rows, args.rounds, args.requests)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(text + "\n")
+    emit(result, args.json_out)
     print_table(result)
     log(f"done in {result['bench_seconds']} s")
     return 0

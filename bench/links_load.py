@@ -81,6 +81,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchlib import emit
+
 HERE = Path(__file__).resolve().parent
 PEER_DIR = HERE / "flask_links"
 BIN = Path(sys.executable).parent
@@ -709,11 +711,7 @@ def main(argv: list[str] | None = None) -> int:
                     server.stop()
             result["machine"] = machine_info(pg.version(), load_start)
 
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(text + "\n")
+    emit(result, args.json_out)
     print_table(result)
     return 0
 

@@ -32,12 +32,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import gc
-import json
 import math
 import os
-import platform as pyplatform
 import resource
 import shutil
 import statistics
@@ -52,6 +49,8 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from benchlib import emit, machine_info
 
 #: Env var naming a superuser URL of an existing server (skips starting a private one).
 DATABASE_URL_ENV = "STOREKEEPER_BENCH_DATABASE_URL"
@@ -150,35 +149,6 @@ def ratio(a: float, b: float) -> float | None:
 
 
 # -- machine ------------------------------------------------------------------------
-
-
-def machine_info(server_version: str, server_kind: str, loadavg_at_start: float) -> dict[str, Any]:
-    cpu = pyplatform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    import psycopg
-    import sqlalchemy
-
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count() or 0
-    return {
-        "loadavg_1m_at_start": loadavg_at_start,
-        "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "nproc": nproc,
-        "cpu_model": cpu,
-        "os": pyplatform.platform(),
-        "python": pyplatform.python_version(),
-        "postgresql": server_version,
-        "server": server_kind,
-        "sqlalchemy": sqlalchemy.__version__,
-        "psycopg": psycopg.__version__,
-    }
 
 
 # -- server and home ----------------------------------------------------------------
@@ -728,11 +698,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions: a smoke run in well under a minute")
     args = parser.parse_args(argv)
     result = run(args.quick)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(text + "\n")
+    emit(result, args.json_out)
     missed = [k for k, ok in result["met"].items() if not ok]
     log(f"done in {result['bench_seconds']} s; targets missed: {', '.join(missed) or 'none'}")
     return 0
