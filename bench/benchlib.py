@@ -54,6 +54,20 @@ def machine_info(
     return info
 
 
+def admin_params(url: str) -> dict[str, Any]:
+    """Return psycopg's connection keywords for a SQLAlchemy URL (the database defaults to ``postgres``)."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return {
+        "host": u.host or "127.0.0.1",
+        "port": u.port or 5432,
+        "user": u.username,
+        "password": u.password,
+        "dbname": u.database or "postgres",
+    }
+
+
 def emit(result: dict[str, Any], json_out: Path | None) -> None:
     """Print ``result`` as JSON on stdout and, when ``json_out`` is given, write it there too."""
     text = json.dumps(result, indent=2)

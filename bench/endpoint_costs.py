@@ -62,7 +62,7 @@ from typing import Annotated, Any
 
 # At module level: FastAPI resolves the routes' annotations (Depends, Response) in this module's globals.
 import orjson
-from benchlib import emit, machine_info
+from benchlib import admin_params, emit, machine_info
 from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 from links.model import Link
@@ -143,19 +143,6 @@ def database_server() -> Iterator[tuple[str, str, str]]:
             "private LocalServer.temporary(fast=True): fsync, synchronous_commit, full_page_writes off",
             server.version(),
         )
-
-
-def admin_params(url: str) -> dict[str, Any]:
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    return {
-        "host": u.host or "127.0.0.1",
-        "port": u.port or 5432,
-        "user": u.username,
-        "password": u.password,
-        "dbname": u.database or "postgres",
-    }
 
 
 def drop_database(params: dict[str, Any]) -> None:

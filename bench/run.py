@@ -50,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchlib import emit, machine_info
+from benchlib import admin_params, emit, machine_info
 
 #: Env var naming a superuser URL of an existing server (skips starting a private one).
 DATABASE_URL_ENV = "STOREKEEPER_BENCH_DATABASE_URL"
@@ -171,19 +171,6 @@ def database_server() -> Iterator[tuple[str, str]]:
     log("starting a private PostgreSQL server (LocalServer.temporary(fast=True))")
     with LocalServer.temporary(fast=True) as server:
         yield server.url(), "private LocalServer.temporary(fast=True): fsync, synchronous_commit, full_page_writes off"
-
-
-def admin_params(url: str) -> dict[str, Any]:
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    return {
-        "host": u.host or "127.0.0.1",
-        "port": u.port or 5432,
-        "user": u.username,
-        "password": u.password,
-        "dbname": u.database or "postgres",
-    }
 
 
 def drop_databases(params: dict[str, Any], names: Sequence[str]) -> None:
