@@ -131,7 +131,9 @@ class ReadinessGate:
         if time.monotonic() < self._ready_until:
             return
         if self._was_ready:
-            if self._refresh is None or self._refresh.done():
+            refresh = self._refresh
+            # A refresh left behind by an event loop that has ended (a test client's) never finishes.
+            if refresh is None or refresh.done() or refresh.get_loop() is not asyncio.get_running_loop():
                 self._refresh = asyncio.ensure_future(self._revalidate())
             return
         await run_in_threadpool(self.check)
