@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform as pyplatform
 import statistics
@@ -37,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchlib import emit
 
 DATABASE_URL_ENV = "STOREKEEPER_BENCH_DATABASE_URL"
 APP, STORE, DB = "my_first_app", "spatial_db", "my_first_app_spatial_db"
@@ -202,11 +203,7 @@ def main() -> int:
             with LocalServer.temporary(fast=True) as server:
                 doc["machine"]["postgresql"] = server.version()
                 doc["results"] = run(server.url(), args.rows, Path(work), args.rounds)
-    text = json.dumps(doc, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(text + "\n")
+    emit(doc, args.json_out)
     return 0
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform as pyplatform
 import statistics
@@ -40,6 +39,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from benchlib import emit
 
 DATABASE_URL_ENV = "STOREKEEPER_BENCH_DATABASE_URL"
 APP, STORE = "rows_app", "data"
@@ -220,11 +221,7 @@ def main() -> int:
         with LocalServer.temporary(fast=False) as server:
             doc["machine"]["postgresql"] = server.version()
             doc["results"] = run(server.url(), args.rounds)
-    text = json.dumps(doc, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(text + "\n")
+    emit(doc, args.json_out)
     return 0
 
 
